@@ -1,0 +1,46 @@
+#include <minibuild/base/error.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+using namespace minibuild;
+
+namespace {
+
+Result<int> inner_failure() { return fail(Code::io, "open \"/x\": No such file"); }
+
+Result<int> middle() {
+  MB_TRY_CONTEXT(inner_failure(), "read config");
+  return 1;
+}
+
+Result<int> outer() {
+  MB_TRY_ASSIGN(int value, middle());
+  return value + 1;
+}
+
+} // namespace
+
+TEST_CASE("errors gain context on the way up, outermost first") {
+  auto result = outer();
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code() == Code::io);
+  CHECK(result.error().context() == std::vector<std::string>{"read config"});
+  CHECK(result.error().what() == "read config: open \"/x\": No such file");
+}
+
+TEST_CASE("a source location is printed first and the innermost one wins") {
+  Error error(Code::dockerfile, "unknown instruction \"RUNN\"");
+  error.at({"Dockerfile", 12, 1, 12}).at({"other", 3, 0, 3});
+  error.wrap("parse");
+  CHECK(error.what() == "Dockerfile:12:1: parse: unknown instruction \"RUNN\"");
+}
+
+TEST_CASE("from_errno names the cause and maps ENOENT to not_found") {
+  auto missing = Error::from_errno(ENOENT, "open \"/nope\"");
+  CHECK(missing.code() == Code::not_found);
+  CHECK(missing.sys_errno() == ENOENT);
+  CHECK(missing.message() == "open \"/nope\": No such file or directory");
+  CHECK(Error::from_errno(EACCES, "open").code() == Code::io);
+}
