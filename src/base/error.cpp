@@ -49,7 +49,9 @@ Error& Error::wrap(std::string context) & {
   return *this;
 }
 
-Error&& Error::wrap(std::string context) && { return std::move(wrap(std::move(context))); }
+Error&& Error::wrap(std::string context) && {
+  return std::move(wrap(std::move(context)));
+}
 
 Error& Error::at(SourceRange location) & {
   if (!m_location) {
@@ -58,7 +60,9 @@ Error& Error::at(SourceRange location) & {
   return *this;
 }
 
-Error&& Error::at(SourceRange location) && { return std::move(at(std::move(location))); }
+Error&& Error::at(SourceRange location) && {
+  return std::move(at(std::move(location)));
+}
 
 Error&& Error::with_code(Code code) && {
   m_code = code;

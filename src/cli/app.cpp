@@ -1,5 +1,270 @@
+// Argument parsing and dispatch. Every command returns Result<void>-like status through
+// run_command; only this file turns an Error into text on stderr and an exit code.
+#include "commands.hpp"
+#include "diagnostics.hpp"
+#include "exit_code.hpp"
+#include "options.hpp"
+
 #include <minibuild/cli/app.hpp>
+#include <minibuild/version.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <unistd.h>
+#include <vector>
 
 namespace minibuild::cli {
-int run(int, char*[]) { return 0; }
+
+namespace {
+
+constexpr std::array k_command_names = {"build",   "parse",   "pull",    "push",  "run",   "images",
+                                        "inspect", "history", "rmi",     "prune", "login", "logout",
+                                        "fsck",    "save",    "version", "help"};
+
+// Global options that take a value as the next word; the short-form rewrite must skip it.
+constexpr std::array k_global_options_with_value = {"--root", "--registry-ca",
+                                                    "--insecure-registry"};
+
+bool is_command_name(std::string_view word) {
+  return std::find(k_command_names.begin(), k_command_names.end(), word) != k_command_names.end();
+}
+
+// `minibuild -f Dockerfile -t app:tag .` is `minibuild build -f Dockerfile -t app:tag .`:
+// when the first word that is not a global option is not a command name, insert "build" there.
+std::vector<std::string> with_implicit_build(int argc, char* argv[]) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (is_command_name(word) || word == "--help" || word == "-h" || word == "--version") {
+      return args;
+    }
+    bool takes_value =
+        std::find(k_global_options_with_value.begin(), k_global_options_with_value.end(), word) !=
+        k_global_options_with_value.end();
+    if (takes_value) {
+      ++i;
+      continue;
+    }
+    if (word == "--debug" || word.rfind("--root=", 0) == 0 ||
+        word.rfind("--registry-ca=", 0) == 0 || word.rfind("--insecure-registry=", 0) == 0) {
+      continue;
+    }
+    args.insert(args.begin() + static_cast<std::ptrdiff_t>(i), "build");
+    return args;
+  }
+  return args;
+}
+
+void add_build_options(CLI::App& command, BuildOptions& options) {
+  command.add_option("-f,--file", options.dockerfile,
+                     "Dockerfile to build (default: CONTEXT/Dockerfile; - reads stdin)");
+  command.add_option("-t,--tag", options.tags, "Name the image NAME[:TAG] (repeatable)")
+      ->allow_extra_args(false);
+  command
+      .add_option("--build-arg", options.build_args,
+                  "Set a build argument KEY=VALUE, or KEY to take it from the environment")
+      ->allow_extra_args(false);
+  command.add_option("--target", options.target, "Build this stage and what it needs");
+  command.add_flag("--no-cache", options.no_cache, "Do not use the layer cache");
+  command.add_flag("--squash", options.squash, "Squash the final stage's layers into one");
+  command.add_flag("--push", options.push, "Push every -t name to its registry");
+  command
+      .add_option("-o,--output", options.outputs,
+                  "Also write type=oci|oci-archive|docker-archive,dest=PATH (repeatable)")
+      ->allow_extra_args(false);
+  command.add_option("--platform", options.platform, "Target platform os/arch[/variant]");
+  command.add_option("--progress", options.progress, "Progress output: auto, plain, tty, quiet")
+      ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));
+  command.add_option("--iidfile", options.iidfile, "Write the image id to this file");
+  command.add_option("--source-date-epoch", options.source_date_epoch,
+                     "Clamp timestamps to this Unix time (default: $SOURCE_DATE_EPOCH)");
+  command.add_option("--compression", options.compression, "Layer compression: gzip, zstd, none")
+      ->check(CLI::IsMember({"gzip", "zstd", "none"}));
+  command.add_option("--compression-level", options.compression_level, "Compression level");
+  command.add_option("--pull", options.pull, "Base images: missing (default), always, never")
+      ->check(CLI::IsMember({"missing", "always", "never"}));
+  command.add_option("--label", options.labels, "Add a label KEY=VALUE to the image")
+      ->allow_extra_args(false);
+  command.add_flag("-q,--quiet", options.quiet, "Print only the image id");
+  command.add_option("context", options.context, "Build context directory (default: .)");
+}
+
+// Declares a command that later releases implement, with its final options, so that `--help`
+// already shows its shape; running it says so and exits 7 (docs/cli.md).
+struct PlannedCommand {
+  CLI::App* app;
+  std::string issue;
+};
+
+} // namespace
+
+std::string resolve_store_root(const std::string& root_option, const char* xdg_data_home,
+                               const char* home, bool is_root) {
+  if (!root_option.empty()) {
+    return root_option;
+  }
+  if (is_root) {
+    return "/var/lib/minibuild";
+  }
+  if (xdg_data_home != nullptr && xdg_data_home[0] == '/') {
+    return std::string(xdg_data_home) + "/minibuild";
+  }
+  return std::string(home != nullptr ? home : "") + "/.local/share/minibuild";
+}
+
+int run(int argc, char* argv[]) {
+  CLI::App app{"minibuild: build container images from Dockerfiles, without a daemon or root",
+               "minibuild"};
+  app.set_version_flag("--version", std::string("minibuild version ") + k_version);
+  app.require_subcommand(0, 1);
+  // Options declared on the top-level app are accepted after the command name too.
+  app.fallthrough();
+  app.footer("Exit codes: see docs/cli.md. `minibuild COMMAND --help` describes a command.\n"
+             "The short form `minibuild -f Dockerfile -t NAME .` means `minibuild build ...`.");
+
+  GlobalOptions global;
+  app.add_option("--root", global.root,
+                 "Store directory (default: /var/lib/minibuild for root, "
+                 "~/.local/share/minibuild otherwise)")
+      ->envname("MINIBUILD_ROOT");
+  app.add_option("--registry-ca", global.registry_ca_files,
+                 "Trust this CA certificate file for registries (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--insecure-registry", global.insecure_registries,
+                 "Allow plain HTTP for this registry HOST[:PORT] (repeatable)")
+      ->allow_extra_args(false);
+  app.add_flag("--debug", global.debug, "Print more detail");
+
+  BuildOptions build_options;
+  auto* build = app.add_subcommand("build", "Build an image from a Dockerfile");
+  add_build_options(*build, build_options);
+
+  ParseOptions parse_options;
+  auto* parse = app.add_subcommand("parse", "Parse a Dockerfile and print it");
+  parse->add_option("-f,--file", parse_options.dockerfile, "Dockerfile to parse (- for stdin)");
+  parse
+      ->add_option("--format", parse_options.format,
+                   "buildkit (BuildKit's AST dump), json (docs/parse-json.md), plan (stages)")
+      ->check(CLI::IsMember({"buildkit", "json", "plan"}));
+  parse->add_option("--build-arg", parse_options.build_args, "Build argument KEY[=VALUE]")
+      ->allow_extra_args(false);
+  parse->add_option("--target", parse_options.target, "Plan only for this stage");
+  parse->add_option("--platform", parse_options.platform, "Target platform os/arch[/variant]");
+
+  auto* version = app.add_subcommand("version", "Print version information");
+  std::string version_format = "text";
+  version->add_option("--format", version_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  // Commands whose options are final but whose implementation lands with later issues.
+  PlannedOptions later;
+  std::vector<PlannedCommand> planned;
+  {
+    auto* pull = app.add_subcommand("pull", "Pull an image from a registry");
+    pull->add_option("image", later.pull.image, "Image reference")->required();
+    pull->add_option("--platform", later.pull.platform, "Platform os/arch[/variant]");
+    planned.push_back({pull, "the registry client"});
+
+    auto* push = app.add_subcommand("push", "Push an image to a registry");
+    push->add_option("image", later.push.image, "Local image name")->required();
+    push->add_option("destination", later.push.destination, "Destination (default: the name)");
+    planned.push_back({push, "the registry client"});
+
+    auto* run_command = app.add_subcommand("run", "Run a command in a container of an image");
+    run_command->add_option("image", later.run.image, "Image")->required();
+    run_command->add_option("command", later.run.command, "Command and arguments");
+    run_command->add_flag("--rm", later.run.remove, "Remove the container afterwards");
+    planned.push_back({run_command, "rootless RUN"});
+
+    auto* images = app.add_subcommand("images", "List local images");
+    images->add_flag("-q,--quiet", later.images.quiet, "Only image ids");
+    planned.push_back({images, "the image store"});
+
+    auto* inspect = app.add_subcommand("inspect", "Show an image's manifest and config");
+    inspect->add_option("image", later.inspect.image, "Image")->required();
+    planned.push_back({inspect, "the image store"});
+
+    auto* history = app.add_subcommand("history", "Show an image's history");
+    history->add_option("image", later.history.image, "Image")->required();
+    history->add_flag("--no-trunc", later.history.no_trunc, "Do not truncate output");
+    planned.push_back({history, "the image store"});
+
+    auto* rmi = app.add_subcommand("rmi", "Remove image names");
+    rmi->add_option("images", later.rmi.images, "Images")->required();
+    rmi->add_flag("-f,--force", later.rmi.force, "Do not fail when a name does not exist");
+    planned.push_back({rmi, "the image store"});
+
+    auto* prune = app.add_subcommand("prune", "Remove what no image name references");
+    prune->add_flag("-a,--all", later.prune.all, "Also remove the layer cache");
+    planned.push_back({prune, "the image store"});
+
+    auto* login = app.add_subcommand("login", "Save credentials for a registry");
+    login->add_option("server", later.login.server, "Registry host")->required();
+    login->add_option("-u,--username", later.login.username, "User name");
+    login->add_flag("--password-stdin", later.login.password_stdin, "Read the password from stdin");
+    planned.push_back({login, "the registry client"});
+
+    auto* logout = app.add_subcommand("logout", "Remove saved credentials for a registry");
+    logout->add_option("server", later.logout.server, "Registry host")->required();
+    planned.push_back({logout, "the registry client"});
+
+    auto* fsck = app.add_subcommand("fsck", "Verify every blob and unpacked layer in the store");
+    fsck->add_flag("--repair", later.fsck.repair, "Remove corrupt entries");
+    planned.push_back({fsck, "the image store"});
+
+    auto* save = app.add_subcommand("save", "Write an image to an archive");
+    save->add_option("image", later.save.image, "Image")->required();
+    save->add_option("-o,--output", later.save.output, "Archive file")->required();
+    save->add_option("--format", later.save.format, "oci-archive (default) or docker-archive")
+        ->check(CLI::IsMember({"oci-archive", "docker-archive"}));
+    planned.push_back({save, "the image store"});
+  }
+
+  std::vector<std::string> args = with_implicit_build(argc, argv);
+  if (args.size() == 1) {
+    std::fputs(app.help().c_str(), stderr);
+    return k_exit_usage;
+  }
+  try {
+    // CLI11 wants the arguments reversed when given as a vector (it pops from the back).
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+    app.parse(reversed);
+  } catch (const CLI::ParseError& error) {
+    // Help and --version are "errors" with exit code 0 in CLI11.
+    int code = app.exit(error);
+    return code == 0 ? k_exit_ok : k_exit_usage;
+  }
+
+  Context context(global, ::isatty(STDERR_FILENO) != 0);
+  Result<void> outcome;
+  if (build->parsed()) {
+    outcome = run_build(context, build_options);
+  } else if (parse->parsed()) {
+    outcome = run_parse(context, parse_options);
+  } else if (version->parsed()) {
+    outcome = run_version(context, version_format);
+  } else {
+    for (const auto& command : planned) {
+      if (command.app->parsed()) {
+        outcome = fail(Code::unsupported, "`minibuild " + command.app->get_name() +
+                                              "` is not implemented in this version (it comes "
+                                              "with " +
+                                              command.issue + ")");
+      }
+    }
+  }
+  if (outcome) {
+    return k_exit_ok;
+  }
+  std::fputs(format_error(outcome.error(), context.source_text_for(outcome.error())).c_str(),
+             stderr);
+  return exit_code_for(outcome.error().code());
+}
+
 } // namespace minibuild::cli

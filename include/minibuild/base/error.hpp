@@ -11,30 +11,30 @@
 // See docs/error-handling.md.
 #pragma once
 
+#include <tl/expected.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include <tl/expected.hpp>
-
 namespace minibuild {
 
 /// What kind of failure this is; decides the exit code (docs/cli.md). Add new kinds at the end.
 enum class Code {
-  internal,        ///< a bug in minibuild: an invariant did not hold
-  usage,           ///< bad command line: unknown flag, missing value, bad option syntax
-  dockerfile,      ///< the Dockerfile (or a build argument feeding it) is invalid
-  build_failed,    ///< a build step ran and failed (RUN exited non-zero, COPY source missing)
-  not_found,       ///< a named thing does not exist: image, tag, file, stage
-  io,              ///< a filesystem operation failed
-  corrupt,         ///< stored or received content does not match its digest or format
-  network,         ///< a registry could not be reached or answered with an error
-  auth,            ///< a registry refused our credentials
-  sandbox,         ///< the kernel refused a namespace, mount or seccomp step
-  unsupported,     ///< valid input that this version of minibuild does not implement yet
-  interrupted,     ///< the user stopped the command (SIGINT/SIGTERM)
+  internal,     ///< a bug in minibuild: an invariant did not hold
+  usage,        ///< bad command line: unknown flag, missing value, bad option syntax
+  dockerfile,   ///< the Dockerfile (or a build argument feeding it) is invalid
+  build_failed, ///< a build step ran and failed (RUN exited non-zero, COPY source missing)
+  not_found,    ///< a named thing does not exist: image, tag, file, stage
+  io,           ///< a filesystem operation failed
+  corrupt,      ///< stored or received content does not match its digest or format
+  network,      ///< a registry could not be reached or answered with an error
+  auth,         ///< a registry refused our credentials
+  sandbox,      ///< the kernel refused a namespace, mount or seccomp step
+  unsupported,  ///< valid input that this version of minibuild does not implement yet
+  interrupted,  ///< the user stopped the command (SIGINT/SIGTERM)
 };
 
 /// Name of a Code as written in logs and in `--format json` error output ("dockerfile").
@@ -96,7 +96,9 @@ using Result = tl::expected<T, Error>;
 inline tl::unexpected<Error> fail(Code code, std::string message) {
   return tl::unexpected<Error>(Error(code, std::move(message)));
 }
-inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+inline tl::unexpected<Error> fail(Error error) {
+  return tl::unexpected<Error>(std::move(error));
+}
 /// An error from errno, e.g. `return fail_errno(errno, "open \"" + path + "\"")`.
 inline tl::unexpected<Error> fail_errno(int sys_errno, std::string message) {
   return tl::unexpected<Error>(Error::from_errno(sys_errno, std::move(message)));

@@ -17,14 +17,14 @@ namespace minibuild::dockerfile {
 
 /// A heredoc body attached to a RUN, COPY or ADD (`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`).
 struct Heredoc {
-  std::string name;            ///< the delimiter with quotes removed ("EOF")
-  std::string content;         ///< the body, every line ending in '\n', tabs already stripped
-                               ///< for `<<-`; the delimiter line is not included
-  bool expand = true;          ///< false when any part of the delimiter was quoted
-  bool chomp = false;          ///< `<<-`: leading tabs were stripped from body and delimiter
-  std::optional<int> fd;       ///< the digits before `<<`, when present
-  int start_line = 0;          ///< first body line (1-based)
-  int end_line = 0;            ///< the delimiter line
+  std::string name;      ///< the delimiter with quotes removed ("EOF")
+  std::string content;   ///< the body, every line ending in '\n', tabs already stripped
+                         ///< for `<<-`; the delimiter line is not included
+  bool expand = true;    ///< false when any part of the delimiter was quoted
+  bool chomp = false;    ///< `<<-`: leading tabs were stripped from body and delimiter
+  std::optional<int> fd; ///< the digits before `<<`, when present
+  int start_line = 0;    ///< first body line (1-based)
+  int end_line = 0;      ///< the delimiter line
 
   bool operator==(const Heredoc&) const = default;
 };

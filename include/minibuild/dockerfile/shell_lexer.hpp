@@ -29,9 +29,9 @@ private:
 };
 
 struct ShellLexerOptions {
-  bool raw_quotes = false;   ///< keep quote characters in the output
-  bool raw_escapes = false;  ///< keep escape characters in the output
-  bool skip_unset = false;   ///< leave `$name` of an unset variable as written
+  bool raw_quotes = false;  ///< keep quote characters in the output
+  bool raw_escapes = false; ///< keep escape characters in the output
+  bool skip_unset = false;  ///< leave `$name` of an unset variable as written
 };
 
 /// What an expansion produced, and which variable names it looked up (for the "unused build

@@ -1,0 +1,40 @@
+// The subcommands. Each takes the shared Context and its own options and returns Result<void>;
+// app.cpp prints the error and maps it to an exit code.
+#pragma once
+
+#include "options.hpp"
+
+#include <minibuild/base/error.hpp>
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace minibuild::cli {
+
+/// What every command may use: the global options, whether stderr is a terminal, and the texts
+/// of the user files read so far (so an error pointing into one can quote the line).
+class Context {
+public:
+  Context(GlobalOptions global, bool stderr_is_tty)
+      : m_global(std::move(global)), m_stderr_is_tty(stderr_is_tty) {}
+
+  const GlobalOptions& global() const { return m_global; }
+  bool stderr_is_tty() const { return m_stderr_is_tty; }
+
+  /// Reads a user file (a Dockerfile; "-" is stdin) and remembers its text under `display_name`.
+  Result<std::string> read_user_file(const std::string& path, const std::string& display_name);
+  /// The remembered text of the file an error's location names, or empty.
+  std::string_view source_text_for(const Error& error) const;
+
+private:
+  GlobalOptions m_global;
+  bool m_stderr_is_tty;
+  std::map<std::string, std::string> m_sources;
+};
+
+Result<void> run_build(Context& context, const BuildOptions& options);
+Result<void> run_parse(Context& context, const ParseOptions& options);
+Result<void> run_version(Context& context, const std::string& format);
+
+} // namespace minibuild::cli

@@ -1,0 +1,103 @@
+// Option values the subcommands share, filled by CLI11 in app.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace minibuild::cli {
+
+/// Options accepted before or after the command name (`minibuild --root X build` and
+/// `minibuild build --root X` mean the same).
+struct GlobalOptions {
+  std::string root;                             ///< --root or MINIBUILD_ROOT; empty = default
+  std::vector<std::string> registry_ca_files;   ///< --registry-ca FILE (repeatable)
+  std::vector<std::string> insecure_registries; ///< --insecure-registry HOST[:PORT]
+  bool debug = false;                           ///< --debug: more detail in logs
+};
+
+/// The store root: --root, else MINIBUILD_ROOT, else /var/lib/minibuild for root, else
+/// ${XDG_DATA_HOME:-~/.local/share}/minibuild. Pure function of its inputs for testing.
+std::string resolve_store_root(const std::string& root_option, const char* xdg_data_home,
+                               const char* home, bool is_root);
+
+/// `minibuild build` options, named as `docker build` names them.
+struct BuildOptions {
+  std::string context = ".";
+  std::string dockerfile;              ///< -f; empty = CONTEXT/Dockerfile (or Containerfile)
+  std::vector<std::string> tags;       ///< -t NAME[:TAG], repeatable
+  std::vector<std::string> build_args; ///< --build-arg KEY[=VALUE], repeatable
+  std::string target;                  ///< --target STAGE
+  bool no_cache = false;
+  bool squash = false;
+  bool push = false;
+  std::vector<std::string> outputs; ///< --output type=...,dest=...
+  std::string platform;             ///< --platform os/arch[/variant]
+  std::string progress = "auto";    ///< auto|plain|tty|quiet
+  std::string iidfile;
+  std::optional<long long> source_date_epoch;
+  std::string compression = "gzip";
+  std::optional<int> compression_level;
+  std::string pull = "missing";    ///< missing|always|never
+  std::vector<std::string> labels; ///< --label KEY=VALUE
+  bool quiet = false;
+};
+
+struct ParseOptions {
+  std::string dockerfile = "Dockerfile";
+  std::string format = "buildkit"; ///< buildkit|json|plan
+  std::vector<std::string> build_args;
+  std::string target;
+  std::string platform;
+};
+
+} // namespace minibuild::cli
+
+namespace minibuild::cli {
+
+/// Options of the commands that later issues implement; declared now so `--help` is final.
+struct PlannedOptions {
+  struct {
+    std::string image, platform;
+  } pull;
+  struct {
+    std::string image, destination;
+  } push;
+  struct {
+    std::string image;
+    std::vector<std::string> command;
+    bool remove = false;
+  } run;
+  struct {
+    bool quiet = false;
+  } images;
+  struct {
+    std::string image;
+  } inspect;
+  struct {
+    std::string image;
+    bool no_trunc = false;
+  } history;
+  struct {
+    std::vector<std::string> images;
+    bool force = false;
+  } rmi;
+  struct {
+    bool all = false;
+  } prune;
+  struct {
+    std::string server, username;
+    bool password_stdin = false;
+  } login;
+  struct {
+    std::string server;
+  } logout;
+  struct {
+    bool repair = false;
+  } fsck;
+  struct {
+    std::string image, output, format = "oci-archive";
+  } save;
+};
+
+} // namespace minibuild::cli

@@ -1,0 +1,1 @@
+// Placeholder: the instructions implementation is being written.

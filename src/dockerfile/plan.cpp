@@ -1,0 +1,1 @@
+// Placeholder: the plan implementation is being written.
