@@ -12,8 +12,10 @@ packages=(
   # libraries (cmake/Dependencies.cmake has the minimum versions)
   libarchive-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libseccomp-dev
   zlib1g-dev libzstd-dev libcli11-dev libexpected-dev
-  # tests
-  catch2
+  # tests: Catch2, and independent OCI tools that check what minibuild writes
+  catch2 umoci skopeo busybox-static python3
+  # benchmarks (bench/): the peers minibuild's layer export is compared with
+  pigz zstd
   # fuzzing (cmake -DMINIBUILD_FUZZ=ON with clang)
   clang libclang-rt-14-dev
 )
