@@ -1,7 +1,7 @@
 // `minibuild build`: Dockerfile → plan → (later issues) execution and outputs.
-#include "build_args.hpp"
 #include "commands.hpp"
 #include "diagnostics.hpp"
+#include "plan_options.hpp"
 
 #include <minibuild/dockerfile/parser.hpp>
 
@@ -36,14 +36,13 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   std::string path = dockerfile_path(options);
   std::string display_name = path == "-" ? "<stdin>" : path;
   MB_TRY_ASSIGN(std::string text, context.read_user_file(path, display_name));
-  MB_TRY_ASSIGN(auto build_args, parse_build_args(options.build_args, [](const char* name) {
-                  return static_cast<const char*>(std::getenv(name));
-                }));
+  MB_TRY_ASSIGN(auto plan_options,
+                make_plan_options(options.build_args, options.target, options.platform));
   MB_TRY_ASSIGN(auto parsed, dockerfile::parse_dockerfile(text, display_name));
-  for (const auto& warning : parsed.warnings) {
+  MB_TRY_ASSIGN(auto plan, dockerfile::make_plan(parsed, plan_options));
+  for (const auto& warning : plan.warnings) {
     std::fputs(format_warning(warning.location, warning.message).c_str(), stderr);
   }
-  (void)build_args;
   return fail(Code::unsupported,
               "building images is not implemented in this version: the Dockerfile was parsed "
               "and planned; image output comes next");
