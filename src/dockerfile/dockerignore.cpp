@@ -6,7 +6,7 @@
 // where the edge cases live (see the header), so this file translates the glob to the same regexp
 // text and then runs that text through a small parser and NFA for the part of Go's RE2 syntax the
 // translation can produce. Nothing here backtracks: matching is linear in the path length.
-#include "shell_unicode.hpp"
+#include "go_unicode.hpp"
 
 #include <minibuild/dockerfile/dockerignore.hpp>
 
@@ -27,6 +27,7 @@ using detail::decode_rune;
 using detail::k_eof;
 using detail::k_rune_error;
 using detail::Rune;
+using detail::trim_space;
 
 /// bufio.Scanner gives up on a line (newline included) longer than its 64 KiB buffer.
 constexpr std::size_t k_max_line_bytes = 64 * 1024 - 1;
@@ -34,27 +35,6 @@ constexpr Rune k_max_rune = 0x10FFFF;
 
 // ---------------------------------------------------------------------------------------------
 // Go's strings and path/filepath helpers, Unix flavour.
-
-/// strings.TrimSpace: Unicode white space on both ends.
-std::string_view trim_space(std::string_view text) {
-  std::size_t begin = 0;
-  while (begin < text.size()) {
-    const auto decoded = decode_rune(text, begin);
-    if (!detail::is_space(decoded.rune)) {
-      break;
-    }
-    begin += decoded.size;
-  }
-  std::size_t end = begin;
-  for (std::size_t pos = begin; pos < text.size();) {
-    const auto decoded = decode_rune(text, pos);
-    pos += decoded.size;
-    if (!detail::is_space(decoded.rune)) {
-      end = pos;
-    }
-  }
-  return text.substr(begin, end - begin);
-}
 
 /// filepath.Clean: the shortest equivalent path, purely lexically.
 std::string clean_path(std::string_view path) {

@@ -1,6 +1,6 @@
 // The two dumps of a parsed Dockerfile: BuildKit's S-expression `Node.Dump()` (byte-exact, so
 // the conformance vectors can be compared directly) and minibuild's JSON (docs/parse-json.md).
-#include "parser_unicode.hpp"
+#include "go_unicode.hpp"
 
 #include <minibuild/dockerfile/parser.hpp>
 

@@ -2,9 +2,9 @@
 // rule for rule (see ../shared/conformance/buildkit-parser/README.md for the rules and the
 // vectors). Where BuildKit's behaviour is odd but observable, it is kept and the comment says so;
 // the few deliberate differences are listed in docs/parse-json.md ("Differences from BuildKit").
+#include "go_unicode.hpp"
 #include "parser_json.hpp"
 #include "parser_shell_words.hpp"
-#include "parser_unicode.hpp"
 
 #include <minibuild/dockerfile/parser.hpp>
 
@@ -22,10 +22,11 @@ namespace minibuild::dockerfile {
 namespace {
 
 using detail::decode_rune;
-using detail::Decoded;
+using detail::DecodedRune;
 using detail::go_quote;
 using detail::is_space;
 using detail::is_space_byte;
+using detail::Rune;
 using detail::trim_left_space;
 using detail::trim_space;
 
@@ -247,17 +248,17 @@ std::vector<std::string> parse_words(std::string_view rest, char escape) {
   std::vector<std::string> words;
   Phase phase = Phase::spaces;
   std::string word;
-  char32_t quote = 0;
+  Rune quote = 0;
   bool blank_ok = false;
-  char32_t ch = 0;
+  Rune ch = 0;
   std::size_t width = 0;
   const std::size_t n = rest.size();
-  const auto esc = static_cast<char32_t>(static_cast<unsigned char>(escape));
+  const auto esc = static_cast<Rune>(static_cast<unsigned char>(escape));
   for (std::size_t pos = 0; pos <= n; pos += width) {
     if (pos != n) {
-      const Decoded d = decode_rune(rest, pos);
+      const DecodedRune d = decode_rune(rest, pos);
       ch = d.rune;
-      width = d.width;
+      width = d.size;
     }
     if (phase == Phase::spaces) {
       if (pos == n) {
@@ -295,9 +296,9 @@ std::vector<std::string> parse_words(std::string_view rest, char escape) {
         }
         detail::append_rune(word, ch);
         pos += width;
-        const Decoded d = decode_rune(rest, pos);
+        const DecodedRune d = decode_rune(rest, pos);
         ch = d.rune;
-        width = d.width;
+        width = d.size;
       }
       detail::append_rune(word, ch);
       continue;
@@ -313,9 +314,9 @@ std::vector<std::string> parse_words(std::string_view rest, char escape) {
       }
       pos += width;
       detail::append_rune(word, ch);
-      const Decoded d = decode_rune(rest, pos);
+      const DecodedRune d = decode_rune(rest, pos);
       ch = d.rune;
-      width = d.width;
+      width = d.size;
     }
     detail::append_rune(word, ch);
   }

@@ -12,7 +12,7 @@
 // The scanner is iterative, so no input can exhaust the stack.
 #pragma once
 
-#include "parser_unicode.hpp"
+#include "go_unicode.hpp"
 
 #include <cstddef>
 #include <string>
@@ -108,14 +108,14 @@ inline std::string decode_string(std::string_view body) {
         out += '\t';
         break;
       case 'u': {
-        auto rune = static_cast<char32_t>(read_u4(body, pos));
+        auto rune = static_cast<Rune>(read_u4(body, pos));
         pos += 6;
         if (rune >= 0xD800 && rune <= 0xDFFF) {
           // A high surrogate followed by a low one is one character; anything else is U+FFFD,
           // and the following escape is decoded on its own.
           const long low = read_u4(body, pos);
           if (rune < 0xDC00 && low >= 0xDC00 && low < 0xE000) {
-            rune = 0x10000 + ((rune - 0xD800) << 10) + static_cast<char32_t>(low - 0xDC00);
+            rune = 0x10000 + ((rune - 0xD800) << 10) + static_cast<Rune>(low - 0xDC00);
             pos += 6;
           } else {
             rune = k_rune_error;
@@ -135,13 +135,13 @@ inline std::string decode_string(std::string_view body) {
       ++pos;
       continue;
     }
-    const Decoded d = decode_rune(body, pos);
-    if (d.rune == k_rune_error && d.width == 1) {
+    const DecodedRune d = decode_rune(body, pos);
+    if (d.rune == k_rune_error && d.size == 1) {
       append_rune(out, k_rune_error);
     } else {
-      out.append(body.substr(pos, d.width));
+      out.append(body.substr(pos, d.size));
     }
-    pos += d.width;
+    pos += d.size;
   }
   return out;
 }

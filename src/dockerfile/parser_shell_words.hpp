@@ -18,7 +18,7 @@
 // detection agrees with BuildKit.
 #pragma once
 
-#include "parser_unicode.hpp"
+#include "go_unicode.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -56,20 +56,19 @@ public:
   }
 
 private:
-  static constexpr char32_t k_eof = static_cast<char32_t>(-1);
   static constexpr int k_max_nesting = 256;
-  static constexpr char32_t k_escape = '\\';
+  static constexpr Rune k_escape = '\\';
 
   struct Accumulator {
     std::string* buf;
     std::vector<std::string> words;
     bool in_word = false;
 
-    void add_raw_char(char32_t ch) {
+    void add_raw_char(Rune ch) {
       append_rune(*buf, ch);
       in_word = true;
     }
-    void add_char(char32_t ch) {
+    void add_char(Rune ch) {
       if (is_space(ch)) {
         if (in_word && !buf->empty()) {
           words.push_back(std::move(*buf));
@@ -82,9 +81,9 @@ private:
     }
     void add_string(std::string_view text) {
       for (std::size_t pos = 0; pos < text.size();) {
-        const Decoded d = decode_rune(text, pos);
+        const DecodedRune d = decode_rune(text, pos);
         add_char(d.rune);
-        pos += d.width;
+        pos += d.size;
       }
     }
     void add_raw_string(std::string_view text) {
@@ -101,23 +100,23 @@ private:
     }
   };
 
-  char32_t peek() const {
+  Rune peek() const {
     if (m_pos >= m_text.size()) {
       return k_eof;
     }
     return decode_rune(m_text, m_pos).rune;
   }
 
-  char32_t next() {
+  Rune next() {
     if (m_pos >= m_text.size()) {
       return k_eof;
     }
-    const Decoded d = decode_rune(m_text, m_pos);
-    m_pos += d.width;
+    const DecodedRune d = decode_rune(m_text, m_pos);
+    m_pos += d.size;
     return d.rune;
   }
 
-  static void append(std::string& out, char32_t ch) {
+  static void append(std::string& out, Rune ch) {
     if (ch != k_eof) {
       append_rune(out, ch);
     } else {
@@ -132,7 +131,7 @@ private:
 
   using Processed = std::optional<std::pair<std::string, std::vector<std::string>>>;
 
-  Processed process_stop_on(char32_t stop, bool raw_escapes) {
+  Processed process_stop_on(Rune stop, bool raw_escapes) {
     std::string result;
     m_words_buffer.clear();
     Accumulator words{&m_words_buffer, {}, false};
@@ -145,7 +144,7 @@ private:
     } restore{m_raw_escapes, saved_raw_escapes};
 
     while (peek() != k_eof) {
-      char32_t ch = peek();
+      Rune ch = peek();
       if (stop != k_eof && ch == stop) {
         next();
         return std::pair{std::move(result), words.take_words()};
@@ -196,7 +195,7 @@ private:
 
   std::optional<std::string> process_single_quote() {
     std::string result;
-    char32_t ch = next();
+    Rune ch = next();
     if (m_raw_quotes) {
       append(result, ch);
     }
@@ -217,12 +216,12 @@ private:
 
   std::optional<std::string> process_double_quote() {
     std::string result;
-    char32_t ch = next();
+    Rune ch = next();
     if (m_raw_quotes) {
       append(result, ch);
     }
     while (true) {
-      const char32_t p = peek();
+      const Rune p = peek();
       if (p == k_eof) {
         return error("unexpected end of statement while looking for matching double-quote");
       }
@@ -246,7 +245,7 @@ private:
         if (m_raw_escapes) {
           append(result, ch);
         }
-        const char32_t after = peek();
+        const Rune after = peek();
         if (after == k_eof) {
           continue; // the loop then reports the missing quote
         }
@@ -258,7 +257,7 @@ private:
     }
   }
 
-  static bool is_special_param(char32_t ch) {
+  static bool is_special_param(Rune ch) {
     switch (ch) {
     case '@':
     case '*':
@@ -277,7 +276,7 @@ private:
   std::string process_name() {
     std::string name;
     while (peek() != k_eof) {
-      const char32_t ch = peek();
+      const Rune ch = peek();
       if (name.empty() && is_digit(ch)) {
         while (peek() != k_eof && is_digit(peek())) {
           append(name, next());
@@ -313,7 +312,7 @@ private:
       int& nesting;
       ~Leave() { --nesting; }
     } leave{m_nesting};
-    const char32_t first = peek();
+    const Rune first = peek();
     if (first == k_eof) {
       return error("syntax error: missing '}'");
     }
@@ -321,7 +320,7 @@ private:
       return error("syntax error: bad substitution");
     }
     const std::string name = process_name();
-    char32_t ch = next();
+    Rune ch = next();
     std::string op;
     append(op, ch);
     bool null_is_unset = false;

@@ -7,7 +7,7 @@
 // BuildKit's glob-to-Go-regexp translation run on a small Pike VM with the same leftmost-first
 // preferences as Go's regexp, which is linear in the value length (RE2 guarantees the same for
 // BuildKit).
-#include "shell_unicode.hpp"
+#include "go_unicode.hpp"
 
 #include <minibuild/dockerfile/shell_lexer.hpp>
 
