@@ -27,6 +27,7 @@ using detail::decode_rune;
 using detail::k_eof;
 using detail::k_rune_error;
 using detail::Rune;
+using detail::RuneScanner;
 using detail::trim_space;
 
 /// bufio.Scanner gives up on a line (newline included) longer than its 64 KiB buffer.
@@ -102,45 +103,6 @@ std::vector<std::string_view> split_slash(std::string_view text) {
     text.remove_prefix(slash + 1);
   }
 }
-
-/// Go's text/scanner reading: runes, U+FFFD per invalid byte, a leading byte order mark skipped.
-class RuneScanner {
-public:
-  explicit RuneScanner(std::string_view text) : m_text(text) {
-    load();
-    if (m_ch == 0xFEFF) {
-      advance();
-    }
-  }
-  Rune peek() const { return m_ch; }
-  Rune next() {
-    const Rune ch = m_ch;
-    if (ch != k_eof) {
-      advance();
-    }
-    return ch;
-  }
-
-private:
-  void load() {
-    if (m_pos >= m_text.size()) {
-      m_ch = k_eof;
-      m_width = 0;
-      return;
-    }
-    const auto decoded = decode_rune(m_text, m_pos);
-    m_ch = decoded.rune;
-    m_width = decoded.size;
-  }
-  void advance() {
-    m_pos += m_width;
-    load();
-  }
-  std::string_view m_text;
-  std::size_t m_pos = 0;
-  std::size_t m_width = 0;
-  Rune m_ch = k_eof;
-};
 
 // ---------------------------------------------------------------------------------------------
 // filepath.Match's syntax check. patternmatcher.New calls Match(pattern, ".") only for its error;

@@ -765,4 +765,49 @@ inline std::string go_quote(std::string_view text) {
   return out;
 }
 
+/// Go's text/scanner as BuildKit uses it (shell lexer, .dockerignore patterns): Peek and Next over
+/// runes, EOF as -1, invalid UTF-8 as U+FFFD one byte at a time, and a byte order mark at the very
+/// start skipped.
+class RuneScanner {
+public:
+  explicit RuneScanner(std::string_view text) : m_text(text) {
+    load();
+    if (m_ch == 0xFEFF) {
+      advance();
+    }
+  }
+
+  Rune peek() const { return m_ch; }
+  Rune next() {
+    const Rune ch = m_ch;
+    if (ch != k_eof) {
+      advance();
+    }
+    return ch;
+  }
+  /// Byte offset of the character peek() returns.
+  std::size_t offset() const { return m_pos; }
+
+private:
+  void load() {
+    if (m_pos >= m_text.size()) {
+      m_ch = k_eof;
+      m_width = 0;
+      return;
+    }
+    const auto decoded = decode_rune(m_text, m_pos);
+    m_ch = decoded.rune;
+    m_width = decoded.size;
+  }
+  void advance() {
+    m_pos += m_width;
+    load();
+  }
+
+  std::string_view m_text;
+  std::size_t m_pos = 0;
+  std::size_t m_width = 0;
+  Rune m_ch = k_eof;
+};
+
 } // namespace minibuild::dockerfile::detail

@@ -52,6 +52,7 @@ using detail::decode_rune;
 using detail::k_eof;
 using detail::k_rune_error;
 using detail::Rune;
+using detail::RuneScanner;
 
 /// Longest piece of the source quoted in an error message; a 1 MB word must not become a 1 MB
 /// message.
@@ -84,50 +85,6 @@ std::string encode_all(const std::vector<Rune>& runes) {
   }
   return text;
 }
-
-/// Go's text/scanner as BuildKit uses it: Peek and Next over runes, EOF as -1, invalid UTF-8 as
-/// U+FFFD one byte at a time, and a byte order mark at the very start skipped.
-class Scanner {
-public:
-  explicit Scanner(std::string_view text) : m_text(text) {
-    load();
-    if (m_ch == 0xFEFF) {
-      advance();
-    }
-  }
-
-  Rune peek() const { return m_ch; }
-  Rune next() {
-    const Rune ch = m_ch;
-    if (ch != k_eof) {
-      advance();
-    }
-    return ch;
-  }
-  /// Byte offset of the character peek() returns.
-  std::size_t offset() const { return m_pos; }
-
-private:
-  void load() {
-    if (m_pos >= m_text.size()) {
-      m_ch = k_eof;
-      m_width = 0;
-      return;
-    }
-    const auto decoded = decode_rune(m_text, m_pos);
-    m_ch = decoded.rune;
-    m_width = decoded.size;
-  }
-  void advance() {
-    m_pos += m_width;
-    load();
-  }
-
-  std::string_view m_text;
-  std::size_t m_pos = 0;
-  std::size_t m_width = 0;
-  Rune m_ch = k_eof;
-};
 
 /// BuildKit's wordsStruct: collects the fields of process_words. Characters from expansions go
 /// through add_char (whitespace splits), quoted text and escaped characters through the raw adders.
@@ -194,7 +151,7 @@ public:
   static Result<Pattern> compile(std::string_view glob, Stars stars) {
     Pattern pattern;
     auto& program = pattern.m_program;
-    Scanner scanner(glob); // a fresh text/scanner: it also drops a leading byte order mark
+    RuneScanner scanner(glob); // a fresh text/scanner: it also drops a leading byte order mark
     bool previous_star = false;
     for (Rune tok = scanner.next(); tok != k_eof; tok = scanner.next()) {
       if (tok == '*') {
@@ -917,7 +874,7 @@ private:
   }
 
   std::string_view m_source;
-  Scanner m_scanner;
+  RuneScanner m_scanner;
   const Environment& m_env;
   Rune m_escape;
   ShellLexerOptions m_options;
