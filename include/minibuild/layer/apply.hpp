@@ -1,0 +1,91 @@
+// Applying a layer blob onto a directory: the OCI "applying changesets" rules (image-spec
+// layer.md), hardened against malicious archives. The safety rules are listed in
+// docs/layers.md ("Extraction safety"); in short, nothing is ever created, changed or removed
+// outside `target`, whatever the archive or the symlinks already in `target` say.
+#pragma once
+
+#include <minibuild/base/error.hpp>
+#include <minibuild/layer/id_map.hpp>
+#include <minibuild/oci/byte_source.hpp>
+#include <minibuild/oci/digest.hpp>
+#include <minibuild/oci/media_types.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace minibuild::layer {
+
+/// What to do with character and block device entries.
+enum class DeviceNodes {
+  skip,             ///< never create them; count each one in ApplyResult::skipped_devices
+  refuse,           ///< the first device entry fails the apply (Code::unsupported)
+  create_or_skip,   ///< mknod; when the kernel refuses (no CAP_MKNOD), skip and count
+  create_or_refuse, ///< mknod; when the kernel refuses, fail (Code::unsupported, with a hint)
+};
+
+/// Whether to give entries the owners the archive names.
+enum class Owners {
+  auto_detect, ///< chown when running as uid 0 (root, or root of a user namespace); an id the
+               ///< namespace cannot hold (EINVAL/EPERM) is skipped and counted
+  preserve,    ///< always chown; any failure fails the apply
+  ignore,      ///< never chown: files belong to the caller
+};
+
+/// How parent directories are resolved inside the target.
+enum class PathResolution {
+  /// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) when the kernel has it (Linux 5.6+),
+  /// else the component-by-component fallback. Setting the environment variable
+  /// MINIBUILD_NO_OPENAT2=1 makes auto_detect behave as `fallback` (for tests and CI, like
+  /// crun's no_openat2 shim).
+  auto_detect,
+  /// Always the fallback: openat(O_NOFOLLOW) one component at a time, resolving symlink
+  /// components inside the root in user space.
+  fallback,
+};
+
+struct ApplyOptions {
+  DeviceNodes device_nodes = DeviceNodes::skip;
+  Owners owners = Owners::auto_detect;
+  /// Container -> host mapping applied to owners before chown (empty lists are identity). An
+  /// owner outside a non-empty map is skipped and counted like a refused chown.
+  IdMap id_map;
+  PathResolution resolution = PathResolution::auto_detect;
+};
+
+/// What apply_layer() did.
+struct ApplyResult {
+  oci::Digest diff_id; ///< sha256 of the uncompressed tar, read to its end
+  oci::Compression compression = oci::Compression::none; ///< detected from the magic
+  std::uint64_t uncompressed_size = 0;
+  std::uint64_t entries = 0;         ///< tar entries read (whiteouts included)
+  std::uint64_t whiteouts = 0;       ///< `.wh.NAME` and `.wh..wh..opq` entries applied
+  std::uint64_t skipped_xattrs = 0;  ///< xattrs the filesystem or kernel refused, or unsafe ones
+  std::uint64_t skipped_owners = 0;  ///< chowns refused or not mappable
+  std::uint64_t skipped_devices = 0; ///< device entries not created (DeviceNodes)
+  std::uint64_t skipped_other = 0;   ///< aufs metadata (`.wh..wh.plnk` ...) and the like
+  /// One line per kind of skip, with the first path it happened to (not one per entry).
+  std::vector<std::string> warnings;
+  /// True when parent directories were resolved with openat2 (false: the fallback).
+  bool used_openat2 = false;
+};
+
+/// Applies the layer read from `source` (gzip, zstd or plain tar, detected from the magic,
+/// streamed: no temporary file) onto the existing directory `target`.
+///
+/// - Entries replace what is there (a directory over a directory only updates its attributes);
+///   `.wh.NAME` removes NAME of lower layers, `.wh..wh..opq` empties its directory of lower
+///   content; whiteouts never remove what this layer itself added.
+/// - Paths: a leading `/` is dropped, `.` components are ignored, a `..` component is refused
+///   (Code::corrupt naming the entry). Parent directories are resolved inside `target` (a
+///   symlink component is followed as if `target` were `/`), missing ones are created 0755.
+/// - Hardlink targets must already exist inside `target`, reached without any symlink.
+/// - Symlinks are created as they are; their targets are never followed by the extraction.
+/// - The source is read to its end, so a VerifiedSource gets to check size and digest; the
+///   returned diff_id lets the caller check the config's rootfs.diff_ids.
+/// On error, `target` holds the entries applied so far (callers apply into a fresh directory
+/// and discard it on failure). Not thread-safe with respect to other writers of `target`.
+Result<ApplyResult> apply_layer(oci::ByteSource& source, const std::string& target,
+                                const ApplyOptions& options = {});
+
+} // namespace minibuild::layer
