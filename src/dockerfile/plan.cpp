@@ -68,34 +68,12 @@ std::string stage_label(int index, std::string_view name) {
   return label;
 }
 
-// containerd's normalizeArch.
+// containerd's normalizeArch, on an architecture and variant pair.
 void normalize_architecture(std::string& arch, std::string& variant) {
-  if (arch == "i386" || arch == "x86" || arch == "x86-32" || arch == "i686") {
-    arch = "386";
-    variant.clear();
-  } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
-    arch = "amd64";
-    if (variant == "v1") {
-      variant.clear();
-    }
-  } else if (arch == "aarch64" || arch == "arm64") {
-    arch = "arm64";
-    if (variant == "8" || variant == "v8" || variant == "v8.0") {
-      variant.clear();
-    }
-  } else if (arch == "armhf") {
-    arch = "arm";
-    variant = "v7";
-  } else if (arch == "armel") {
-    arch = "arm";
-    variant = "v6";
-  } else if (arch == "arm") {
-    if (variant.empty() || variant == "7") {
-      variant = "v7";
-    } else if (variant == "5" || variant == "6" || variant == "8") {
-      variant = "v" + variant;
-    }
-  }
+  oci::Platform platform = oci::make_platform("linux", arch, variant);
+  platform = oci::normalize(std::move(platform));
+  arch = platform.architecture;
+  variant = platform.variant;
 }
 
 bool known_os(std::string_view os) {
@@ -134,10 +112,10 @@ Result<GlobalScope> resolve_global_args(const std::vector<Instruction>& arg_inst
   const auto& build = options.build_platform;
   const auto& target = options.target_platform;
   const std::pair<std::string_view, std::string> defaults[] = {
-      {"BUILDPLATFORM", build.str()},           {"BUILDOS", build.os},
-      {"BUILDARCH", build.architecture},        {"BUILDVARIANT", build.variant},
-      {"TARGETPLATFORM", target.str()},         {"TARGETOS", target.os},
-      {"TARGETARCH", target.architecture},      {"TARGETVARIANT", target.variant},
+      {"BUILDPLATFORM", oci::to_string(build)},   {"BUILDOS", build.os},
+      {"BUILDARCH", build.architecture},          {"BUILDVARIANT", build.variant},
+      {"TARGETPLATFORM", oci::to_string(target)}, {"TARGETOS", target.os},
+      {"TARGETARCH", target.architecture},        {"TARGETVARIANT", target.variant},
       {"TARGETSTAGE", std::string(target_name)}};
   for (const auto& [name, value] : defaults) {
     const auto override_value = options.build_args.find(std::string(name));
@@ -411,14 +389,6 @@ std::string_view use_name(SourceUse use) {
 }
 
 } // namespace
-
-std::string Platform::str() const {
-  std::string text = os + "/" + architecture;
-  if (!variant.empty()) {
-    text += "/" + variant;
-  }
-  return text;
-}
 
 Result<Platform> parse_platform(std::string_view text, const Platform& defaults) {
   const auto invalid = [&](std::string_view why) {
@@ -783,7 +753,8 @@ std::string dump_plan(const Plan& plan) {
     line(0, stage_label(stage.index, stage.name) + " (line " + std::to_string(stage.location.line) +
                 ")");
     line(1, "from: " + describe_source(stage.base, plan) + "  # " + printable(stage.from.original));
-    line(1, "platform: " + stage.platform.str() + (stage.platform_flag ? " (--platform)" : ""));
+    line(1, "platform: " + oci::to_string(stage.platform) +
+                (stage.platform_flag ? " (--platform)" : ""));
     std::string depends;
     for (int dep : stage.depends_on) {
       depends += (depends.empty() ? "" : ", ") + std::to_string(dep);

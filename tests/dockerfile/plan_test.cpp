@@ -171,8 +171,8 @@ TEST_CASE("proxy build args need no ARG and go to RUN, not to expansion") {
 
 TEST_CASE("platform ARGs are global for FROM lines") {
   PlanOptions options;
-  options.build_platform = Platform{"linux", "amd64", ""};
-  options.target_platform = Platform{"linux", "arm64", ""};
+  options.build_platform = oci::make_platform("linux", "amd64", "");
+  options.target_platform = oci::make_platform("linux", "arm64", "");
   auto plan = plan_ok("FROM --platform=$BUILDPLATFORM golang AS build\n"
                       "FROM img-${TARGETOS}-${TARGETARCH}\n",
                       options);
@@ -185,12 +185,12 @@ TEST_CASE("platform ARGs are global for FROM lines") {
 
   auto build = plan_ok("FROM --platform=$BUILDPLATFORM golang AS build\n", options);
   REQUIRE(build.stages[0].platform_flag);
-  CHECK(build.stages[0].platform == Platform{"linux", "amd64", ""});
+  CHECK(build.stages[0].platform == oci::make_platform("linux", "amd64", ""));
 }
 
 TEST_CASE("platform ARGs must be declared with ARG to be used inside a stage") {
   PlanOptions options;
-  options.target_platform = Platform{"linux", "arm", "v7"};
+  options.target_platform = oci::make_platform("linux", "arm", "v7");
   auto plan = plan_ok("FROM scratch AS a\nENV BEFORE=\"[$TARGETARCH]\"\nARG TARGETARCH\n"
                       "ARG TARGETVARIANT\nENV AFTER=$TARGETARCH/$TARGETVARIANT\nFROM a\n",
                       options);
@@ -206,12 +206,12 @@ TEST_CASE("a --build-arg may override a platform ARG and is never reported unuse
 
 TEST_CASE("FROM --platform is expanded and parsed; a base stage's platform is inherited") {
   PlanOptions options;
-  options.target_platform = Platform{"linux", "amd64", ""};
+  options.target_platform = oci::make_platform("linux", "amd64", "");
   auto plan = plan_ok("ARG ARCH=aarch64\nFROM --platform=linux/$ARCH alpine AS a\n"
                       "FROM --platform=linux/s390x a\n",
                       options);
-  CHECK(plan.stages[0].platform == Platform{"linux", "arm64", ""});
-  CHECK(plan.stages[1].platform == Platform{"linux", "arm64", ""});
+  CHECK(plan.stages[0].platform == oci::make_platform("linux", "arm64", ""));
+  CHECK(plan.stages[1].platform == oci::make_platform("linux", "arm64", ""));
 
   auto empty = plan_error("ARG P\nFROM --platform=$P alpine\n");
   CHECK(empty.message() == "empty platform value from expression $P");
@@ -221,15 +221,15 @@ TEST_CASE("FROM --platform is expanded and parsed; a base stage's platform is in
 }
 
 TEST_CASE("parse_platform normalises like containerd") {
-  const Platform defaults{"linux", "amd64", ""};
-  CHECK(*parse_platform("linux/x86_64", defaults) == Platform{"linux", "amd64", ""});
-  CHECK(*parse_platform("Linux/ARM64/v8", defaults) == Platform{"linux", "arm64", ""});
-  CHECK(*parse_platform("linux/arm", defaults) == Platform{"linux", "arm", "v7"});
-  CHECK(*parse_platform("linux/armhf", defaults) == Platform{"linux", "arm", "v7"});
-  CHECK(*parse_platform("windows", defaults) == Platform{"windows", "amd64", ""});
-  CHECK(*parse_platform("arm64", defaults) == Platform{"linux", "arm64", ""});
-  CHECK(*parse_platform("linux/386", defaults) == Platform{"linux", "386", ""});
-  CHECK(Platform{"linux", "arm", "v6"}.str() == "linux/arm/v6");
+  const Platform defaults = oci::make_platform("linux", "amd64");
+  CHECK(*parse_platform("linux/x86_64", defaults) == oci::make_platform("linux", "amd64", ""));
+  CHECK(*parse_platform("Linux/ARM64/v8", defaults) == oci::make_platform("linux", "arm64", ""));
+  CHECK(*parse_platform("linux/arm", defaults) == oci::make_platform("linux", "arm", "v7"));
+  CHECK(*parse_platform("linux/armhf", defaults) == oci::make_platform("linux", "arm", "v7"));
+  CHECK(*parse_platform("windows", defaults) == oci::make_platform("windows", "amd64", ""));
+  CHECK(*parse_platform("arm64", defaults) == oci::make_platform("linux", "arm64", ""));
+  CHECK(*parse_platform("linux/386", defaults) == oci::make_platform("linux", "386", ""));
+  CHECK(oci::to_string(oci::make_platform("linux", "arm", "v6")) == "linux/arm/v6");
   CHECK_FALSE(parse_platform("", defaults));
   CHECK_FALSE(parse_platform("linux/amd64/v1/x", defaults));
   CHECK_FALSE(parse_platform("plan10", defaults));

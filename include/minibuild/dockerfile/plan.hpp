@@ -15,6 +15,7 @@
 #include <minibuild/dockerfile/ast.hpp>
 #include <minibuild/dockerfile/instructions.hpp>
 #include <minibuild/dockerfile/shell_lexer.hpp>
+#include <minibuild/oci/platform.hpp>
 
 #include <map>
 #include <optional>
@@ -25,19 +26,10 @@
 
 namespace minibuild::dockerfile {
 
-/// An OCI platform as BuildKit's containerd/platforms normalises it: lower-case os and
-/// architecture, `x86_64` → `amd64`, `aarch64` → `arm64` (variant v8 dropped), `arm` → variant
-/// v7 by default.
-struct Platform {
-  std::string os = "linux";
-  std::string architecture = "amd64";
-  std::string variant;
-
-  /// "os/arch" or "os/arch/variant".
-  std::string str() const;
-
-  bool operator==(const Platform&) const = default;
-};
+/// Platforms are oci::Platform, normalised as containerd does (oci::normalize): lower-case os
+/// and architecture, `x86_64` → `amd64`, `aarch64` → `arm64` (variant v8 dropped), `arm` →
+/// variant v7 by default.
+using Platform = oci::Platform;
 
 /// Parses "os/arch[/variant]", "os" or "arch"; a missing part comes from `defaults`. Fails with
 /// Code::dockerfile for an empty or malformed value or an unknown os/architecture name.
@@ -51,8 +43,8 @@ struct PlanOptions {
   std::string target;
   /// The platform the image is built for (TARGETPLATFORM) and the one the build runs on
   /// (BUILDPLATFORM). The caller supplies them; the plan never probes the host.
-  Platform target_platform;
-  Platform build_platform;
+  Platform target_platform = oci::make_platform("linux", "amd64");
+  Platform build_platform = oci::make_platform("linux", "amd64");
 };
 
 /// The ARG and ENV variables visible at one point of a stage. ENV always wins over an ARG of

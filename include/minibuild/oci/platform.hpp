@@ -27,6 +27,16 @@ struct Platform {
   bool operator==(const Platform&) const = default;
 };
 
+/// A platform from its three everyday parts; os.version and os.features stay empty. Not
+/// normalised: pass the result through normalize() when it comes from user input.
+inline Platform make_platform(std::string os, std::string architecture, std::string variant = {}) {
+  Platform platform;
+  platform.os = std::move(os);
+  platform.architecture = std::move(architecture);
+  platform.variant = std::move(variant);
+  return platform;
+}
+
 /// Parses a specifier `<os>[(<os.version>)]/<arch>[/<variant>]`, e.g. "linux/amd64",
 /// "linux/arm/v7", "windows(10.0.17763)/amd64". As containerd: the os is lower-cased ("macos"
 /// becomes "darwin"); the architecture and variant go through normalize()'s table, except that
