@@ -8,6 +8,8 @@ checks_passed=0
 checks_failed=0
 work_dir=$(mktemp -d "${TMPDIR:-/tmp}/minibuild-it.XXXXXX")
 trap 'rm -rf "$work_dir"' EXIT
+# Never touch the real store (/var/lib/minibuild for root) from a test.
+export MINIBUILD_ROOT="$work_dir/default-root"
 
 skip() {
   echo "skipped: $*"

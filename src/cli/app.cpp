@@ -1,5 +1,6 @@
 // Argument parsing and dispatch. Every command returns Result<void>-like status through
 // run_command; only this file turns an Error into text on stderr and an exit code.
+#include "command_store.hpp"
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "exit_code.hpp"
@@ -182,28 +183,6 @@ int run(int argc, char* argv[]) {
     run_command->add_flag("--rm", later.run.remove, "Remove the container afterwards");
     planned.push_back({run_command, "rootless RUN"});
 
-    auto* images = app.add_subcommand("images", "List local images");
-    images->add_flag("-q,--quiet", later.images.quiet, "Only image ids");
-    planned.push_back({images, "the image store"});
-
-    auto* inspect = app.add_subcommand("inspect", "Show an image's manifest and config");
-    inspect->add_option("image", later.inspect.image, "Image")->required();
-    planned.push_back({inspect, "the image store"});
-
-    auto* history = app.add_subcommand("history", "Show an image's history");
-    history->add_option("image", later.history.image, "Image")->required();
-    history->add_flag("--no-trunc", later.history.no_trunc, "Do not truncate output");
-    planned.push_back({history, "the image store"});
-
-    auto* rmi = app.add_subcommand("rmi", "Remove image names");
-    rmi->add_option("images", later.rmi.images, "Images")->required();
-    rmi->add_flag("-f,--force", later.rmi.force, "Do not fail when a name does not exist");
-    planned.push_back({rmi, "the image store"});
-
-    auto* prune = app.add_subcommand("prune", "Remove what no image name references");
-    prune->add_flag("-a,--all", later.prune.all, "Also remove the layer cache");
-    planned.push_back({prune, "the image store"});
-
     auto* login = app.add_subcommand("login", "Save credentials for a registry");
     login->add_option("server", later.login.server, "Registry host")->required();
     login->add_option("-u,--username", later.login.username, "User name");
@@ -213,18 +192,44 @@ int run(int argc, char* argv[]) {
     auto* logout = app.add_subcommand("logout", "Remove saved credentials for a registry");
     logout->add_option("server", later.logout.server, "Registry host")->required();
     planned.push_back({logout, "the registry client"});
-
-    auto* fsck = app.add_subcommand("fsck", "Verify every blob and unpacked layer in the store");
-    fsck->add_flag("--repair", later.fsck.repair, "Remove corrupt entries");
-    planned.push_back({fsck, "the image store"});
-
-    auto* save = app.add_subcommand("save", "Write an image to an archive");
-    save->add_option("image", later.save.image, "Image")->required();
-    save->add_option("-o,--output", later.save.output, "Archive file")->required();
-    save->add_option("--format", later.save.format, "oci-archive (default) or docker-archive")
-        ->check(CLI::IsMember({"oci-archive", "docker-archive"}));
-    planned.push_back({save, "the image store"});
   }
+
+  // The store commands (command_store.hpp).
+  ImagesOptions images_options;
+  auto* images = app.add_subcommand("images", "List local images");
+  images->add_flag("-q,--quiet", images_options.quiet, "Only image ids");
+  images->add_option("--format", images_options.format, "table (default) or json (JSON lines)")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  InspectOptions inspect_options;
+  auto* inspect = app.add_subcommand("inspect", "Show an image's manifest and config");
+  inspect->add_option("image", inspect_options.image, "Image")->required();
+
+  HistoryOptions history_options;
+  auto* history = app.add_subcommand("history", "Show an image's history");
+  history->add_option("image", history_options.image, "Image")->required();
+  history->add_flag("--no-trunc", history_options.no_trunc, "Do not truncate output");
+
+  RmiOptions rmi_options;
+  auto* rmi = app.add_subcommand("rmi", "Remove image names");
+  rmi->add_option("images", rmi_options.images, "Images")->required();
+  rmi->add_flag("-f,--force", rmi_options.force, "Do not fail when a name does not exist");
+
+  PruneCommandOptions prune_options;
+  auto* prune = app.add_subcommand("prune", "Remove what no image name references");
+  prune->add_flag("-a,--all", prune_options.all, "Also remove the layer cache");
+
+  FsckOptions fsck_options;
+  auto* fsck = app.add_subcommand("fsck", "Verify every blob and unpacked layer in the store");
+  fsck->add_flag("--repair", fsck_options.repair, "Remove corrupt entries");
+
+  SaveOptions save_options;
+  auto* save = app.add_subcommand("save", "Write an image to an archive");
+  save->add_option("image", save_options.image, "Image")->required();
+  save->add_option("-o,--output", save_options.output, "Archive file (- for standard output)")
+      ->required();
+  save->add_option("--format", save_options.format, "oci-archive (default) or docker-archive")
+      ->check(CLI::IsMember({"oci-archive", "docker-archive"}));
 
   std::vector<std::string> args = with_implicit_build(argc, argv);
   if (args.size() == 1) {
@@ -249,6 +254,20 @@ int run(int argc, char* argv[]) {
     outcome = run_parse(context, parse_options);
   } else if (version->parsed()) {
     outcome = run_version(context, version_format);
+  } else if (images->parsed()) {
+    outcome = run_images(context, images_options);
+  } else if (inspect->parsed()) {
+    outcome = run_inspect(context, inspect_options);
+  } else if (history->parsed()) {
+    outcome = run_history(context, history_options);
+  } else if (rmi->parsed()) {
+    outcome = run_rmi(context, rmi_options);
+  } else if (prune->parsed()) {
+    outcome = run_prune(context, prune_options);
+  } else if (fsck->parsed()) {
+    outcome = run_fsck(context, fsck_options);
+  } else if (save->parsed()) {
+    outcome = run_save(context, save_options);
   } else {
     for (const auto& command : planned) {
       if (command.app->parsed()) {

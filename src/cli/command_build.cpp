@@ -1,13 +1,22 @@
-// `minibuild build`: Dockerfile → plan → (later issues) execution and outputs.
+// `minibuild build`: Dockerfile → plan → executor (build/executor.hpp) → image in the store,
+// then the optional --output exports and --iidfile.
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
+#include "store_access.hpp"
 
+#include <minibuild/build/context.hpp>
+#include <minibuild/build/executor.hpp>
+#include <minibuild/build/outputs.hpp>
 #include <minibuild/dockerfile/parser.hpp>
+#include <minibuild/layer/export.hpp>
+#include <minibuild/store/name_store.hpp>
+#include <minibuild/store/store.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 namespace minibuild::cli {
 
@@ -27,12 +36,100 @@ std::string dockerfile_path(const BuildOptions& options) {
   return (context / "Dockerfile").string();
 }
 
+// "-t app" means app:latest, as in docker build. The store does not normalise further
+// (docker.io/library/ prefixes come with the registry's reference parser).
+Result<std::string> tag_name(const std::string& tag) {
+  std::string name = tag;
+  const auto slash = name.rfind('/');
+  const auto colon = name.rfind(':');
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) {
+    name += ":latest";
+  }
+  MB_TRY_CONTEXT(store::split_name(name), "-t " + tag);
+  return name;
+}
+
+Result<oci::Compression> compression_of(const std::string& name) {
+  if (name == "gzip") {
+    return oci::Compression::gzip;
+  }
+  if (name == "zstd") {
+    return oci::Compression::zstd;
+  }
+  if (name == "none") {
+    return oci::Compression::none;
+  }
+  return fail(Code::usage, "--compression: unknown compression \"" + name + "\"");
+}
+
+// --source-date-epoch, else a SOURCE_DATE_EPOCH build argument (BuildKit reads that one), else
+// the SOURCE_DATE_EPOCH environment variable.
+Result<std::optional<std::int64_t>>
+source_date_epoch(const BuildOptions& options, const std::map<std::string, std::string>& args) {
+  if (options.source_date_epoch) {
+    if (*options.source_date_epoch < 0) {
+      return fail(Code::usage, "--source-date-epoch must not be negative");
+    }
+    return std::optional<std::int64_t>(*options.source_date_epoch);
+  }
+  if (const auto arg = args.find("SOURCE_DATE_EPOCH"); arg != args.end()) {
+    MB_TRY_CONTEXT(layer::parse_source_date_epoch(arg->second), "--build-arg SOURCE_DATE_EPOCH");
+    return layer::parse_source_date_epoch(arg->second);
+  }
+  const char* env = std::getenv("SOURCE_DATE_EPOCH");
+  if (env == nullptr) {
+    return std::optional<std::int64_t>();
+  }
+  auto parsed = layer::parse_source_date_epoch(env);
+  if (!parsed) {
+    return fail(std::move(parsed).error().wrap("environment variable SOURCE_DATE_EPOCH"));
+  }
+  return parsed;
+}
+
+Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::string>& values) {
+  std::map<std::string, std::string> labels;
+  for (const auto& value : values) {
+    const auto eq = value.find('=');
+    const std::string key = value.substr(0, eq);
+    if (key.empty()) {
+      return fail(Code::usage, "--label \"" + value + "\": the key is empty");
+    }
+    labels[key] = eq == std::string::npos ? std::string() : value.substr(eq + 1);
+  }
+  return labels;
+}
+
+Result<void> write_iidfile(const std::string& path, const std::string& id) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << id;
+  out.close();
+  if (!out) {
+    return fail(Code::io, "write --iidfile \"" + path + "\"");
+  }
+  return {};
+}
+
 } // namespace
 
 Result<void> run_build(Context& context, const BuildOptions& options) {
+  // What this version cannot do fails before any work.
+  if (options.push) {
+    return fail(Code::unsupported,
+                "--push needs the registry client, which is not implemented yet");
+  }
+  if (options.pull == "always") {
+    return fail(Code::unsupported,
+                "--pull=always needs the registry client, which is not implemented yet");
+  }
+  if (options.squash) {
+    return fail(Code::unsupported, "--squash is not implemented yet");
+  }
+  MB_TRY_ASSIGN(auto outputs, build::parse_output_specs(options.outputs));
   if (!std::filesystem::is_directory(options.context)) {
     return fail(Code::not_found, "build context \"" + options.context + "\" is not a directory");
   }
+
   std::string path = dockerfile_path(options);
   std::string display_name = path == "-" ? "<stdin>" : path;
   MB_TRY_ASSIGN(std::string text, context.read_user_file(path, display_name));
@@ -43,9 +140,55 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   for (const auto& warning : plan.warnings) {
     std::fputs(format_warning(warning.location, warning.message).c_str(), stderr);
   }
-  return fail(Code::unsupported,
-              "building images is not implemented in this version: the Dockerfile was parsed "
-              "and planned; image output comes next");
+
+  build::ExecutorOptions executor_options;
+  for (const auto& tag : options.tags) {
+    MB_TRY_ASSIGN(std::string name, tag_name(tag));
+    executor_options.tags.push_back(std::move(name));
+  }
+  MB_TRY_ASSIGN(executor_options.compression, compression_of(options.compression));
+  executor_options.compression_level = options.compression_level;
+  MB_TRY_ASSIGN(executor_options.source_date_epoch,
+                source_date_epoch(options, plan_options.build_args));
+  MB_TRY_ASSIGN(executor_options.labels, parse_labels(options.labels));
+  executor_options.no_cache = options.no_cache;
+  const bool quiet = options.quiet || options.progress == "quiet";
+  build::PlainProgress progress(stderr);
+  if (!quiet) {
+    executor_options.progress = &progress;
+  }
+
+  // The build writes blobs before it names them: hold the store lock shared for the whole
+  // run so prune cannot remove them in between.
+  MB_TRY_ASSIGN(auto store, open_store(context));
+  MB_TRY_ASSIGN(store::StoreLock lock, store->lock(store::LockMode::shared, store::Wait::yes));
+
+  build::ContextOptions context_options;
+  context_options.dockerfile_path = path == "-" ? std::string() : path;
+  MB_TRY_ASSIGN(build::BuildContext build_context,
+                build::BuildContext::open(options.context, context_options));
+  MB_TRY_ASSIGN(build::BuildResult result,
+                build::execute(plan, build_context, *store, executor_options));
+
+  const std::string image_id = result.config_digest.to_string();
+  bool stdout_taken = false;
+  for (const auto& spec : outputs) {
+    build::ImageToExport image;
+    image.digest = result.manifest_digest;
+    image.media_type = result.manifest.media_type;
+    image.names = result.tags;
+    build::OutputOptions output_options;
+    output_options.archive_mtime = executor_options.source_date_epoch.value_or(0);
+    MB_TRY(build::write_output(store->blobs(), image, spec, output_options));
+    stdout_taken = stdout_taken || spec.dest == "-";
+  }
+  if (!options.iidfile.empty()) {
+    MB_TRY(write_iidfile(options.iidfile, image_id));
+  }
+  if (quiet && !stdout_taken) {
+    std::printf("%s\n", image_id.c_str());
+  }
+  return {};
 }
 
 } // namespace minibuild::cli

@@ -1,0 +1,124 @@
+// The build executor: runs a planned Dockerfile (dockerfile::Plan) against a build context and
+// the local store, and writes the resulting image into the store.
+//
+// What it does, stage by stage in plan order, as BuildKit's dockerfile2llb and its image
+// exporter do:
+//   - a stage starts from scratch, from an earlier stage's result, or from an image already in
+//     the store by name (index → manifest for the stage platform → config). The base's layers,
+//     history and rootfs are carried over untouched; only the config fields BuildKit rewrites
+//     change (image_config_builder.hpp). An image that is not in the store fails with
+//     Code::not_found (pulling comes with the registry client).
+//   - ONBUILD triggers of the base (an image's OnBuild, or an earlier stage's ONBUILD lines) run
+//     first, as if written after FROM.
+//   - variables expand in the base image's Env plus the stage's ARG/ENV scope
+//     (dockerfile::StageScope); ARG values never reach the config's Env.
+//   - metadata instructions change the config; COPY/ADD (through the copy engine) and WORKDIR
+//     (other than "/") produce a layer: a staging tree in the store's temporary area, exported
+//     by layer::export_layer straight into a blob. `COPY --from` reads the root filesystem of a
+//     stage or stored image, materialised by applying its layers in the temporary area.
+//   - RUN fails with Code::unsupported and the instruction's location: the rootless runtime is
+//     not implemented yet.
+//   - the target stage (the plan's last) becomes an OCI manifest + config written as blobs, its
+//     names (-t) recorded in the store.
+//
+// With source_date_epoch set, two builds of the same Dockerfile and context produce
+// byte-identical configs and manifests: every new history entry and `created` use the epoch,
+// and layer mtimes are clamped to it.
+//
+// The caller opens the store and holds Store::lock(LockMode::shared) for the whole call.
+#pragma once
+
+#include <minibuild/base/error.hpp>
+#include <minibuild/build/context.hpp>
+#include <minibuild/dockerfile/plan.hpp>
+#include <minibuild/oci/digest.hpp>
+#include <minibuild/oci/image_config.hpp>
+#include <minibuild/oci/manifest.hpp>
+#include <minibuild/oci/media_types.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace minibuild::store {
+class Store;
+}
+
+namespace minibuild::build {
+
+/// Receives what the build is doing, in BuildKit's terms: numbered vertices (a FROM, a COPY, a
+/// WORKDIR, "exporting to image") that start, log lines, and finish or fail. Called from the
+/// executor's thread only.
+class ProgressSink {
+public:
+  virtual ~ProgressSink() = default;
+  /// Vertex `id` (1, 2, ...) started; `name` is BuildKit's, e.g. "[app 2/4] COPY app /app".
+  virtual void started(int id, std::string_view name) = 0;
+  /// A line of output of a running vertex ("writing image sha256:… done").
+  virtual void log(int id, std::string_view line) = 0;
+  virtual void done(int id, std::chrono::nanoseconds elapsed) = 0;
+  virtual void failed(int id, const Error& error) = 0;
+};
+
+/// BuildKit's plain progress format ("--progress plain"), written to `out`:
+///   #3 [app 2/4] COPY app /app
+///   #3 DONE 0.1s
+/// with an empty line between vertices. Does not own `out`.
+class PlainProgress : public ProgressSink {
+public:
+  explicit PlainProgress(std::FILE* out) : m_out(out) {}
+  void started(int id, std::string_view name) override;
+  void log(int id, std::string_view line) override;
+  void done(int id, std::chrono::nanoseconds elapsed) override;
+  void failed(int id, const Error& error) override;
+
+private:
+  std::FILE* m_out;
+  bool m_first = true;
+};
+
+struct ExecutorOptions {
+  /// Names to give the result, "repository:tag" (already normalised: the caller appends
+  /// ":latest" where needed).
+  std::vector<std::string> tags;
+  /// SOURCE_DATE_EPOCH: the time of every new history entry and of `created`, and the clamp
+  /// for layer mtimes. nullopt: the current time.
+  std::optional<std::int64_t> source_date_epoch;
+  oci::Compression compression = oci::Compression::gzip;
+  std::optional<int> compression_level; ///< layer::ExportOptions::level
+  /// `--label` values, applied to the target image after everything else (BuildKit does so).
+  std::map<std::string, std::string> labels;
+  bool no_cache = false;            ///< accepted; there is no cache yet
+  ProgressSink* progress = nullptr; ///< may be null
+};
+
+/// What a build produced. The image id (as docker shows it) is the config digest.
+struct BuildResult {
+  oci::Digest manifest_digest;
+  oci::Digest config_digest;
+  oci::ImageManifest manifest;
+  oci::ImageConfig config;
+  std::vector<std::string> tags; ///< the names recorded
+};
+
+/// Runs `plan` (every planned stage, in order; the last one is the target) and stores the
+/// image. `context` is the build context for COPY/ADD without --from. On failure nothing is
+/// named; blobs already written stay until prune. Errors carry the failing instruction's
+/// location (Error::at): Code::unsupported for RUN, Code::not_found for a base image missing
+/// from the store, the copy engine's codes for COPY/ADD (copy.hpp), Code::io / Code::corrupt
+/// from the store and layer modules.
+Result<BuildResult> execute(const dockerfile::Plan& plan, const BuildContext& context,
+                            store::Store& store, const ExecutorOptions& options);
+
+/// Looks an image up in the store the way FROM and `COPY --from` do: the name as given, with
+/// ":latest" when it has no tag, then with Docker Hub's "docker.io/library/" or "docker.io/"
+/// prefix; "name@sha256:…" by digest. Returns the candidates in lookup order (for tests and
+/// messages).
+std::vector<std::string> store_name_candidates(std::string_view reference);
+
+} // namespace minibuild::build
