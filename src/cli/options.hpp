@@ -55,7 +55,8 @@ struct ParseOptions {
 
 namespace minibuild::cli {
 
-/// Options of the commands that later issues implement; declared now so `--help` is final.
+/// Options of the commands that later issues implement (registry, run); declared now so that
+/// `--help` already shows their final shape.
 struct PlannedOptions {
   struct {
     std::string image, platform;
@@ -69,35 +70,12 @@ struct PlannedOptions {
     bool remove = false;
   } run;
   struct {
-    bool quiet = false;
-  } images;
-  struct {
-    std::string image;
-  } inspect;
-  struct {
-    std::string image;
-    bool no_trunc = false;
-  } history;
-  struct {
-    std::vector<std::string> images;
-    bool force = false;
-  } rmi;
-  struct {
-    bool all = false;
-  } prune;
-  struct {
     std::string server, username;
     bool password_stdin = false;
   } login;
   struct {
     std::string server;
   } logout;
-  struct {
-    bool repair = false;
-  } fsck;
-  struct {
-    std::string image, output, format = "oci-archive";
-  } save;
 };
 
 } // namespace minibuild::cli
