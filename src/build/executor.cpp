@@ -304,51 +304,16 @@ struct EntryOverride {
   std::optional<struct timespec> mtime;
 };
 
-Result<void> change_owner(const std::string& path, const Owner& owner) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    return fail_errno(errno, "lstat \"" + path + "\"");
-  }
-  if (::lchown(path.c_str(), owner.uid, owner.gid) != 0) {
-    return fail_errno(errno, "chown \"" + path + "\"");
-  }
-  // chown(2) clears set-user-ID and set-group-ID bits, for root too (since Linux 2.2.13).
-  if (!S_ISLNK(st.st_mode) && (st.st_mode & 06000) != 0 &&
-      ::chmod(path.c_str(), st.st_mode & 07777) != 0) {
-    return fail_errno(errno, "chmod \"" + path + "\"");
-  }
-  return {};
-}
-
-// Gives every entry of `root` the step's owner and applies the overrides, returning the id map
-// layer::export_layer() must use.
-//
-// The layer writer has no "owner of every entry" option yet, so ownership is settled on the
-// tree: as root by chown(2), identity map. Without privileges every entry belongs to this
-// process, and the map {our uid → owner uid, our gid → owner gid} gives them all the step's
-// owner; per-entry exceptions (ADD archive owners, base directories owned by someone else)
-// cannot be expressed then and are reported through `approximated`.
-Result<layer::IdMap> settle_ownership(const std::string& root, const Owner& owner,
-                                      const std::vector<EntryOverride>& overrides,
-                                      bool& approximated) {
-  const bool privileged = ::geteuid() == 0;
-  if (privileged) {
-    std::error_code error;
-    std::filesystem::recursive_directory_iterator it(root, error);
-    for (; !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
-      MB_TRY(change_owner(it->path().string(), owner));
-    }
-    if (error) {
-      return fail_errno(error.value(), "walk the staging tree \"" + root + "\"");
-    }
-  }
+// Applies the overrides' modes and mtimes to the staging tree and returns the owners the layer
+// writer must write: the step's owner for every entry, the overrides' owners for theirs. Owners
+// never touch the tree (no chown), so root and unprivileged builds write the same layer.
+Result<layer::OwnerOverride> settle_metadata(const std::string& root, const Owner& owner,
+                                             const std::vector<EntryOverride>& overrides) {
+  layer::OwnerOverride owners;
+  owners.all = layer::EntryOwner{owner.uid, owner.gid};
   for (const auto& entry : overrides) {
     const std::string path = root + "/" + entry.rel;
-    if (privileged) {
-      MB_TRY(change_owner(path, entry.owner));
-    } else if (!(entry.owner == owner)) {
-      approximated = true;
-    }
+    owners.by_path[entry.rel] = layer::EntryOwner{entry.owner.uid, entry.owner.gid};
     if (entry.mode && ::chmod(path.c_str(), *entry.mode) != 0) {
       return fail_errno(errno, "chmod \"" + path + "\"");
     }
@@ -359,13 +324,7 @@ Result<layer::IdMap> settle_ownership(const std::string& root, const Owner& owne
       }
     }
   }
-  if (privileged) {
-    return layer::IdMap{};
-  }
-  layer::IdMap map;
-  map.uids.push_back({owner.uid, static_cast<std::uint32_t>(::geteuid()), 1});
-  map.gids.push_back({owner.gid, static_cast<std::uint32_t>(::getegid()), 1});
-  return map;
+  return owners;
 }
 
 // The metadata a base-image entry has, for an override.
@@ -454,7 +413,6 @@ private:
   std::map<std::string, std::string> m_image_roots; ///< COPY --from=<image>: rootfs (rel)
   int m_vertices = 0;
   std::map<int, std::chrono::steady_clock::time_point> m_started;
-  bool m_warned_owners = false;
 };
 
 std::string Executor::history_time() const {
@@ -796,18 +754,12 @@ Result<oci::Descriptor> Executor::export_staging(const std::string& staging_rel,
                                                  const std::vector<EntryOverride>& overrides,
                                                  int vertex, oci::Digest& diff_id) {
   const std::string staging = m_scratch->absolute(staging_rel);
-  bool approximated = false;
-  MB_TRY_ASSIGN(layer::IdMap id_map, settle_ownership(staging, owner, overrides, approximated));
-  if (approximated && !m_warned_owners) {
-    m_warned_owners = true;
-    log(vertex, "warning: not running as root: every entry of this layer gets the step's "
-                "owner; archive owners and base directory owners are not kept");
-  }
+  MB_TRY_ASSIGN(layer::OwnerOverride owners, settle_metadata(staging, owner, overrides));
   layer::ExportOptions export_options;
   export_options.compression = m_options.compression;
   export_options.level = m_options.compression_level;
   export_options.source_date_epoch = m_options.source_date_epoch;
-  export_options.id_map = std::move(id_map);
+  export_options.owners = std::move(owners);
   MB_TRY_ASSIGN(auto writer, m_store.blobs().open_writer({}));
   MB_TRY_ASSIGN(layer::ExportResult exported,
                 layer::export_layer(staging, export_options, *writer));

@@ -45,6 +45,7 @@ Result<ExportResult> export_layer(const std::string& root, const ExportOptions& 
   tar.kind = options.kind;
   tar.source_date_epoch = options.source_date_epoch;
   tar.id_map = options.id_map;
+  tar.owners = options.owners;
 
   TarWriterStats stats;
   auto encoded = encode_stream(

@@ -327,12 +327,34 @@ private:
         });
   }
 
+  // The owner an OwnerOverride gives the entry at `path` (directories end in '/'), if any.
+  std::optional<EntryOwner> overridden_owner(std::string_view path) const {
+    const OwnerOverride& owners = m_options.owners;
+    if (owners.empty()) {
+      return std::nullopt;
+    }
+    if (!path.empty() && path.back() == '/') {
+      path.remove_suffix(1);
+    }
+    if (const auto found = owners.by_path.find(std::string(path)); found != owners.by_path.end()) {
+      return found->second;
+    }
+    return owners.all;
+  }
+
   Result<void> set_common(const std::string& path, const struct stat& st) {
     archive_entry_clear(m_entry);
     archive_entry_copy_pathname(m_entry, path.c_str());
     archive_entry_set_mode(m_entry, st.st_mode);
-    auto uid = to_container_id(m_options.id_map.uids, st.st_uid);
-    auto gid = to_container_id(m_options.id_map.gids, st.st_gid);
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
+    if (const auto owner = overridden_owner(path)) {
+      uid = owner->uid;
+      gid = owner->gid;
+    } else {
+      uid = to_container_id(m_options.id_map.uids, st.st_uid);
+      gid = to_container_id(m_options.id_map.gids, st.st_gid);
+    }
     if (!uid || !gid) {
       return fail(Code::unsupported, "owner " + std::to_string(st.st_uid) + ":" +
                                          std::to_string(st.st_gid) + " of " + quoted(path) +

@@ -16,7 +16,8 @@ namespace minibuild::layer {
 struct TarWriterOptions {
   TreeKind kind = TreeKind::plain;
   std::optional<std::int64_t> source_date_epoch;
-  IdMap id_map; ///< host -> container
+  IdMap id_map;         ///< host -> container
+  OwnerOverride owners; ///< wins over the files' owners and the id map
 };
 
 struct TarWriterStats {

@@ -236,6 +236,32 @@ TEST_CASE("owners are numeric and mapped back through the id map", "[layer][expo
   CHECK_THAT(result.error().what(), Catch::Contains("\"f\"") && Catch::Contains("id map"));
 }
 
+TEST_CASE("an owner override replaces every owner, with exceptions by path", "[layer][export]") {
+  // No chown needed: the files' own owners (this process) are never consulted, so this runs
+  // the same as root and unprivileged.
+  TempDir dir;
+  make_dir(dir / "app");
+  make_dir(dir / "app/etc");
+  write_file(dir / "app/etc/conf", "x");
+  write_file(dir / "app/bin", "y");
+  layer::ExportOptions options;
+  options.owners.all = layer::EntryOwner{1000, 1001};
+  options.owners.by_path["app"] = layer::EntryOwner{0, 0};
+  options.owners.by_path["app/etc/conf"] = layer::EntryOwner{5, 6};
+  // An id map that covers nothing would fail the export if it were consulted.
+  options.id_map.uids = {{0, 4000000000u, 1}};
+  options.id_map.gids = {{0, 4000000000u, 1}};
+  auto entries = listing(export_tar(dir.path(), options));
+  CHECK(find_entry(entries, "app/").uid == 0);
+  CHECK(find_entry(entries, "app/").gid == 0);
+  CHECK(find_entry(entries, "app/etc/").uid == 1000);
+  CHECK(find_entry(entries, "app/etc/").gid == 1001);
+  CHECK(find_entry(entries, "app/etc/conf").uid == 5);
+  CHECK(find_entry(entries, "app/etc/conf").gid == 6);
+  CHECK(find_entry(entries, "app/bin").uid == 1000);
+  CHECK(find_entry(entries, "app/bin").gid == 1001);
+}
+
 TEST_CASE("devices are exported with their numbers", "[layer][export]") {
   TempDir dir;
   if (::mknod((dir / "null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0 ||

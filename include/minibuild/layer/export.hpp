@@ -44,6 +44,8 @@ struct ExportOptions {
   /// Maps host owners back to container owners (host -> container). Empty lists are identity;
   /// an owner outside a non-empty map fails the export (Code::unsupported), naming the file.
   IdMap id_map;
+  /// Owners written instead of the files' own (COPY steps); wins over `id_map`.
+  OwnerOverride owners;
 };
 
 /// What export_layer() produced: everything a manifest and a config need.

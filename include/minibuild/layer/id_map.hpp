@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace minibuild::layer {
@@ -26,6 +28,26 @@ struct IdMap {
   std::vector<IdRange> gids;
 
   bool operator==(const IdMap&) const = default;
+};
+
+/// A container owner to write into a tar entry.
+struct EntryOwner {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+
+  bool operator==(const EntryOwner&) const = default;
+};
+
+/// Owners that replace the files' own when a tree becomes a layer. A COPY step gives every entry
+/// one owner (0:0, or its --chown), with exceptions for single paths: archive entries that keep
+/// their owners, directories that already exist in the base and keep the base's owner. With an
+/// override the file's host owner is never consulted, so the tree needs no chown(2) and an
+/// unprivileged build writes the same layer as root does.
+struct OwnerOverride {
+  std::optional<EntryOwner> all;             ///< every entry not named in `by_path`
+  std::map<std::string, EntryOwner> by_path; ///< relative to the root: "etc/app", no '/' ends
+
+  bool empty() const { return !all && by_path.empty(); }
 };
 
 /// The container id of `host_id`; identity when `ranges` is empty; nullopt when no range holds
