@@ -1,8 +1,8 @@
 #include "archive_extract.hpp"
 
 #include "fs_ops.hpp"
-#include "in_root.hpp"
 
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/base/unique_fd.hpp>
 
 #include <archive.h>

@@ -1,9 +1,9 @@
 // BuildContext internals shared by the COPY/ADD engine.
 #pragma once
 
-#include "in_root.hpp"
 #include "path_filter.hpp"
 
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/build/context.hpp>
 
 #include <optional>

@@ -1,7 +1,7 @@
 #include "fs_ops.hpp"
 #include "image_config_builder.hpp"
-#include "in_root.hpp"
 
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/build/copy.hpp>
 #include <minibuild/build/executor.hpp>
 #include <minibuild/build/owner.hpp>

@@ -1,7 +1,8 @@
 #include "staging.hpp"
 
 #include "fs_ops.hpp"
-#include "in_root.hpp"
+
+#include <minibuild/base/in_root.hpp>
 
 #include <algorithm>
 #include <cerrno>

@@ -1,7 +1,7 @@
 #include "fs_util.hpp"
-#include "path_resolver.hpp"
 #include "scoped_locale.hpp"
 
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/base/unique_fd.hpp>
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/layer/decompress.hpp>
@@ -124,7 +124,7 @@ struct DeferredDir {
 
 class LayerApplier {
 public:
-  LayerApplier(const ApplyOptions& options, RootResolver resolver, HashingSource& source)
+  LayerApplier(const ApplyOptions& options, InRoot resolver, HashingSource& source)
       : m_options(options), m_resolver(std::move(resolver)), m_source(source),
         m_buffer(k_read_block_size) {
     m_chown = options.owners == Owners::preserve ||
@@ -772,7 +772,7 @@ private:
   }
 
   const ApplyOptions& m_options;
-  RootResolver m_resolver;
+  InRoot m_resolver;
   HashingSource& m_source;
   std::vector<char> m_buffer;
   struct archive* m_archive = nullptr;
@@ -793,7 +793,7 @@ private:
 Result<ApplyResult> apply_layer(oci::ByteSource& source, const std::string& target,
                                 const ApplyOptions& options) {
   ScopedUtf8Locale locale;
-  auto resolver = RootResolver::open(target, options.resolution);
+  auto resolver = InRoot::open(target, options.resolution);
   if (!resolver) {
     return fail(std::move(resolver).error().wrap("apply layer"));
   }

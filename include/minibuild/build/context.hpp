@@ -18,6 +18,7 @@
 #pragma once
 
 #include <minibuild/base/error.hpp>
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/dockerfile/dockerignore.hpp>
 
 #include <memory>
@@ -26,15 +27,8 @@
 
 namespace minibuild::build {
 
-/// How paths below a root are resolved.
-enum class Resolution {
-  /// openat2(RESOLVE_IN_ROOT) when the kernel has it (Linux 5.6+), else the fallback walk.
-  /// MINIBUILD_NO_OPENAT2=1 in the environment forces the fallback (tests, CI).
-  auto_detect,
-  /// Always the user-space walk: openat(O_NOFOLLOW) one component at a time, symlink targets
-  /// resolved inside the root.
-  fallback,
-};
+/// How paths below a root are resolved (openat2 or the fallback walk; see base/in_root.hpp).
+using minibuild::Resolution;
 
 enum class IgnoreFiles {
   auto_detect, ///< `<Dockerfile>.dockerignore`, else `.dockerignore` (see above)

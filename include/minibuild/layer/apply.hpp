@@ -5,6 +5,7 @@
 #pragma once
 
 #include <minibuild/base/error.hpp>
+#include <minibuild/base/in_root.hpp>
 #include <minibuild/layer/id_map.hpp>
 #include <minibuild/oci/byte_source.hpp>
 #include <minibuild/oci/digest.hpp>
@@ -32,17 +33,9 @@ enum class Owners {
   ignore,      ///< never chown: files belong to the caller
 };
 
-/// How parent directories are resolved inside the target.
-enum class PathResolution {
-  /// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) when the kernel has it (Linux 5.6+),
-  /// else the component-by-component fallback. Setting the environment variable
-  /// MINIBUILD_NO_OPENAT2=1 makes auto_detect behave as `fallback` (for tests and CI, like
-  /// crun's no_openat2 shim).
-  auto_detect,
-  /// Always the fallback: openat(O_NOFOLLOW) one component at a time, resolving symlink
-  /// components inside the root in user space.
-  fallback,
-};
+/// How parent directories are resolved inside the target: openat2(RESOLVE_IN_ROOT) or the
+/// component-by-component fallback (see base/in_root.hpp; MINIBUILD_NO_OPENAT2=1 forces it).
+using PathResolution = minibuild::Resolution;
 
 struct ApplyOptions {
   DeviceNodes device_nodes = DeviceNodes::skip;

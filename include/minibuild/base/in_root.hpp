@@ -1,11 +1,13 @@
-// Resolving untrusted paths inside a root directory (the build context, a COPY staging tree, an
-// ADD extraction directory) without ever leaving it.
+// Resolving untrusted paths inside a root directory (a layer's target, the build context, a COPY
+// staging tree, an ADD extraction directory) without ever leaving it.
 //
 // With openat2(2) the kernel does it: RESOLVE_IN_ROOT treats the root as "/" for absolute
-// symlink targets and "..", RESOLVE_NO_MAGICLINKS refuses /proc-style links. The fallback
-// (kernels before 5.6, or a seccomp profile answering ENOSYS/EPERM) walks one component at a time
-// with openat(O_PATH | O_NOFOLLOW) and expands symlinks itself with the same in-root rules, and
-// at most 40 of them (the kernel's MAXSYMLINKS). Both return the same answers; the tests run both.
+// symlink targets and "..", RESOLVE_NO_MAGICLINKS refuses /proc-style links (the design of the
+// CVE-2018-15664 and CVE-2019-19921 fixes). The fallback (kernels before 5.6, or a seccomp profile
+// answering ENOSYS/EPERM) walks one component at a time with openat(O_PATH | O_NOFOLLOW) and
+// expands symlinks itself with the same in-root rules: an absolute target restarts at the root,
+// ".." never climbs above it, and at most 40 links (the kernel's MAXSYMLINKS). Both return the
+// same answers; the tests run both.
 //
 // Besides a descriptor, locate() reports the *physical* path (every symlink resolved, relative to
 // the root): .dockerignore decisions are made on physical paths, as BuildKit makes them on the
@@ -14,17 +16,37 @@
 
 #include <minibuild/base/error.hpp>
 #include <minibuild/base/unique_fd.hpp>
-#include <minibuild/build/context.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
 #include <vector>
 
-namespace minibuild::build {
+namespace minibuild {
 
+/// How paths below a root are resolved.
+enum class Resolution {
+  /// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) when the kernel has it (Linux 5.6+), else
+  /// the fallback walk. MINIBUILD_NO_OPENAT2=1 in the environment forces the fallback (tests, CI,
+  /// like crun's no_openat2 shim).
+  auto_detect,
+  /// Always the user-space walk: openat(O_NOFOLLOW) one component at a time, symlink targets
+  /// resolved inside the root.
+  fallback,
+};
+
+/// Whether the last component, when it is a symlink, is followed (inside the root).
 enum class FollowFinal { no, yes };
-enum class Symlinks { follow_in_root, refuse };
+
+/// Whether symlink components may be crossed while resolving.
+enum class Symlinks {
+  follow_in_root, ///< follow them, resolving their targets inside the root
+  refuse,         ///< fail with ELOOP at the first symlink (e.g. on the way to hardlink targets)
+};
+
+/// Whether open_dir() creates the directories that are missing.
+enum class CreateMissing { no, yes };
 
 /// An entry found below a root.
 struct Located {
@@ -62,6 +84,15 @@ public:
   Result<OpenedDir> ensure_dir(std::string_view rel, Symlinks symlinks,
                                std::vector<std::string>* created = nullptr) const;
 
+  /// Opens the directory named by `components` below the root as an O_PATH descriptor, without
+  /// computing its physical path (one openat2 call on the fast path: for per-entry lookups such
+  /// as a layer's). Each component is a name; empty ones and "." are skipped, ".." stays inside
+  /// the root. With CreateMissing::yes, missing directories are created as ensure_dir() creates
+  /// them. Errors keep the errno: ELOOP for a refused symlink or too many links, ENOTDIR for a
+  /// non-directory, ENOENT for a missing one.
+  Result<UniqueFd> open_dir(std::span<const std::string> components, Symlinks symlinks,
+                            CreateMissing create) const;
+
   /// Opens a located directory for reading, or a located regular file for reading. The entry is
   /// reopened by name in its parent with O_NOFOLLOW and must still be the same inode.
   Result<UniqueFd> open_for_reading(const Located& entry) const;
@@ -78,6 +109,8 @@ private:
   Result<Located> walk(std::string_view rel, FollowFinal follow, Symlinks symlinks,
                        std::vector<std::string>* created) const;
   Result<Located> locate_openat2(std::string_view rel, FollowFinal follow, Symlinks symlinks) const;
+  /// Opens the directory `located` names (O_PATH); ENOTDIR when it is something else.
+  Result<OpenedDir> open_located_dir(const Located& located) const;
 
   UniqueFd m_root;
   std::string m_path;
@@ -88,4 +121,4 @@ private:
 /// Joins two relative paths with one `/`; either may be empty.
 std::string join_path(std::string_view a, std::string_view b);
 
-} // namespace minibuild::build
+} // namespace minibuild

@@ -1,4 +1,4 @@
-#include "in_root.hpp"
+#include <minibuild/base/in_root.hpp>
 
 #include <cerrno>
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace minibuild::build {
+namespace minibuild {
 
 namespace {
 
@@ -331,21 +331,57 @@ Result<OpenedDir> InRoot::ensure_dir(std::string_view rel, Symlinks symlinks,
   if (!located) {
     return fail(std::move(located).error());
   }
-  if (!S_ISDIR(located->st.st_mode)) {
+  return open_located_dir(*located);
+}
+
+Result<UniqueFd> InRoot::open_dir(std::span<const std::string> components, Symlinks symlinks,
+                                  CreateMissing create) const {
+  std::string rel;
+  for (const std::string& component : components) {
+    rel = join_path(rel, component);
+  }
+  if (m_openat2) {
+    // One syscall, no physical path: this runs once per archive entry.
+    const std::string path = normalized(rel);
+    std::uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    if (symlinks == Symlinks::refuse) {
+      resolve |= RESOLVE_NO_SYMLINKS;
+    }
+    UniqueFd fd(sys_openat2(m_root.get(), path.empty() ? "." : path.c_str(),
+                            O_PATH | O_DIRECTORY | O_CLOEXEC, resolve));
+    if (fd) {
+      return fd;
+    }
+    // Creating missing directories is the walk's job (see ensure_dir); it is only taken when
+    // the fast path says something is missing.
+    const int error = errno;
+    if (create == CreateMissing::no || error != ENOENT) {
+      return fail_errno(error, "open directory " + quoted(path) + " in " + quoted(m_path));
+    }
+  }
+  std::vector<std::string> made;
+  MB_TRY_ASSIGN(Located located, walk(rel, FollowFinal::yes, symlinks,
+                                      create == CreateMissing::yes ? &made : nullptr));
+  MB_TRY_ASSIGN(OpenedDir dir, open_located_dir(located));
+  return std::move(dir.fd);
+}
+
+Result<OpenedDir> InRoot::open_located_dir(const Located& located) const {
+  if (!S_ISDIR(located.st.st_mode)) {
     return fail_errno(ENOTDIR,
-                      "open directory " + quoted(located->physical) + " in " + quoted(m_path));
+                      "open directory " + quoted(located.physical) + " in " + quoted(m_path));
   }
   OpenedDir dir;
-  dir.physical = located->physical;
-  if (located->name.empty()) {
+  dir.physical = located.physical;
+  if (located.name.empty()) {
     MB_TRY_ASSIGN(dir.fd, dup_fd(m_root.get()));
     return dir;
   }
-  dir.fd = UniqueFd(::openat(located->parent.get(), located->name.c_str(),
+  dir.fd = UniqueFd(::openat(located.parent.get(), located.name.c_str(),
                              O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.fd) {
     return fail_errno(errno,
-                      "open directory " + quoted(located->physical) + " in " + quoted(m_path));
+                      "open directory " + quoted(located.physical) + " in " + quoted(m_path));
   }
   return dir;
 }
@@ -372,4 +408,4 @@ Result<UniqueFd> InRoot::open_for_reading(const Located& entry) const {
   return fd;
 }
 
-} // namespace minibuild::build
+} // namespace minibuild
