@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace minibuild::build {
@@ -241,7 +243,11 @@ Result<void> apply_layers(store::Store& store, const std::vector<oci::Descriptor
     if (!source) {
       return fail(std::move(source).error().wrap(what));
     }
-    auto applied = layer::apply_layer(**source, dir);
+    // Unprivileged, apply cannot chown; the xattr record keeps base owners known to
+    // base_metadata().
+    layer::ApplyOptions apply_options;
+    apply_options.record_owners = true;
+    auto applied = layer::apply_layer(**source, dir, apply_options);
     if (!applied) {
       return fail(std::move(applied).error().wrap(what));
     }
@@ -333,6 +339,15 @@ Result<EntryOverride> base_metadata(const InRoot& root, const std::string& rel) 
   EntryOverride entry;
   entry.rel = rel;
   entry.owner = Owner{found.st.st_uid, found.st.st_gid};
+  // An unprivileged apply left the image's owner in an xattr instead of chown'ing.
+  const std::string path = root.path() + "/" + found.physical;
+  char value[64] = {};
+  const ssize_t size = ::lgetxattr(path.c_str(), layer::k_owner_xattr, value, sizeof value - 1);
+  unsigned uid = 0;
+  unsigned gid = 0;
+  if (size > 0 && std::sscanf(value, "%u:%u", &uid, &gid) == 2) {
+    entry.owner = Owner{uid, gid};
+  }
   entry.mode = found.st.st_mode & 07777;
   entry.mtime = found.st.st_mtim;
   return entry;

@@ -670,10 +670,31 @@ private:
 
   Result<void> set_owner_fd(int fd, struct archive_entry* entry, const std::string& path) {
     MB_TRY_ASSIGN(auto owner, host_owner(entry, path));
-    if (owner && ::fchown(fd, owner->first, owner->second) != 0) {
-      return owner_failed(errno, path);
+    if (owner && ::fchown(fd, owner->first, owner->second) == 0) {
+      return {};
     }
+    if (owner) {
+      MB_TRY(owner_failed(errno, path));
+    }
+    record_owner(fd, entry);
     return {};
+  }
+
+  // Without the right to chown, remembers the archive's owner in an xattr (ApplyOptions::
+  // record_owners) so a builder can still tell who owns a directory of a base image. Best
+  // effort: a filesystem without user xattrs just loses the record. O_PATH descriptors need
+  // the /proc path, as fsetxattr(2) refuses them.
+  void record_owner(int fd, struct archive_entry* entry) {
+    if (!m_options.record_owners) {
+      return;
+    }
+    const std::string value =
+        std::to_string(archive_entry_uid(entry)) + ":" + std::to_string(archive_entry_gid(entry));
+    if (::fsetxattr(fd, k_owner_xattr, value.data(), value.size(), 0) == 0) {
+      return;
+    }
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    (void)::setxattr(proc.c_str(), k_owner_xattr, value.data(), value.size(), 0);
   }
 
   Result<void> xattr_failed(int error, const char* name, const std::string& path) {

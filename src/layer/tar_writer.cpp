@@ -3,6 +3,7 @@
 #include "scoped_locale.hpp"
 
 #include <minibuild/base/unique_fd.hpp>
+#include <minibuild/layer/apply.hpp>
 #include <minibuild/layer/whiteout.hpp>
 
 #include <archive.h>
@@ -47,8 +48,9 @@ bool is_overlay_xattr(std::string_view name) {
 
 // Host-specific labels that must not travel in an image (umoci's ignoreXattrs does the same):
 // SELinux contexts belong to the building host's policy, NFSv4 ACLs to its server.
+// minibuild's own record of owners it could not set (apply.hpp, k_owner_xattr) is bookkeeping too.
 bool is_host_specific_xattr(std::string_view name) {
-  return name == "security.selinux" || name == "system.nfs4_acl";
+  return name == "security.selinux" || name == "system.nfs4_acl" || name == k_owner_xattr;
 }
 
 // Reads every xattr of one file through `list` and `get` (the f* or l* syscalls), sorted by

@@ -424,3 +424,40 @@ TEST_CASE("a malformed tar is corrupt and names the last good entry", "[layer][a
   REQUIRE_FALSE(truncated);
   CHECK(truncated.error().code() == Code::corrupt);
 }
+
+TEST_CASE("owners that cannot be set are recorded in an xattr, which export drops",
+          "[layer][apply]") {
+  TarBuilder tar;
+  tar.owner(1000, 1001).dir("home");
+  tar.owner(5, 6).file("home/f", "x");
+  const std::string bytes = tar.finish();
+  TempDir target;
+  layer::ApplyOptions options;
+  options.owners = layer::Owners::ignore; // what an unprivileged apply gets
+  options.record_owners = true;
+  REQUIRE(apply_bytes(bytes, target.path(), options));
+  auto record_of = [&](const std::string& path) {
+    char value[64] = {};
+    const ssize_t size = ::lgetxattr(path.c_str(), layer::k_owner_xattr, value, sizeof value - 1);
+    return size > 0 ? std::string(value, static_cast<std::size_t>(size)) : std::string();
+  };
+  if (record_of(target / "home").empty() &&
+      ::getxattr(target.path().c_str(), "user.x", nullptr, 0) < 0 && errno == ENOTSUP) {
+    WARN("this filesystem has no user xattrs: owner records skipped");
+    return;
+  }
+  CHECK(record_of(target / "home") == "1000:1001");
+  CHECK(record_of(target / "home/f") == "5:6");
+
+  // The record is bookkeeping: an export of the tree never carries it.
+  auto entries = listing(export_tar(target.path()));
+  for (const auto& entry : entries) {
+    CHECK(entry.xattrs.count(layer::k_owner_xattr) == 0);
+  }
+
+  // Without record_owners nothing is written.
+  TempDir plain;
+  options.record_owners = false;
+  REQUIRE(apply_bytes(bytes, plain.path(), options));
+  CHECK(record_of(plain / "home").empty());
+}

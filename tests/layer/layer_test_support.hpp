@@ -361,6 +361,11 @@ public:
     return *this;
   }
   /// Adds an xattr to the next entry.
+  /// Owner of the next entry only (later entries are 0:0 again).
+  TarBuilder& owner(unsigned uid, unsigned gid) {
+    m_next_owner = {uid, gid};
+    return *this;
+  }
   TarBuilder& xattr(const std::string& name, const std::string& value) {
     m_xattrs.emplace_back(name, value);
     return *this;
@@ -382,6 +387,9 @@ private:
     archive_entry_set_filetype(m_entry, type);
     archive_entry_set_perm(m_entry, mode);
     archive_entry_set_mtime(m_entry, 1600000000, 0);
+    archive_entry_set_uid(m_entry, m_next_owner.first);
+    archive_entry_set_gid(m_entry, m_next_owner.second);
+    m_next_owner = {0, 0};
     for (const auto& [name, value] : m_xattrs) {
       archive_entry_xattr_add_entry(m_entry, name.c_str(), value.data(), value.size());
     }
@@ -396,6 +404,7 @@ private:
   struct archive_entry* m_entry;
   std::string m_bytes;
   std::vector<std::pair<std::string, std::string>> m_xattrs;
+  std::pair<unsigned, unsigned> m_next_owner{0, 0};
 };
 
 /// One entry of a tar as listed by listing(): header fields only.

@@ -37,9 +37,16 @@ enum class Owners {
 /// component-by-component fallback (see base/in_root.hpp; MINIBUILD_NO_OPENAT2=1 forces it).
 using PathResolution = minibuild::Resolution;
 
+/// The xattr in which apply_layer() records an archive owner it could not set ("uid:gid"),
+/// when ApplyOptions::record_owners asks for it. Never exported into a layer.
+inline constexpr const char* k_owner_xattr = "user.minibuild.owner";
+
 struct ApplyOptions {
   DeviceNodes device_nodes = DeviceNodes::skip;
   Owners owners = Owners::auto_detect;
+  /// Record in k_owner_xattr the owner of each directory and regular file whose chown was
+  /// skipped (unprivileged apply), so the owners of a materialised root filesystem stay known.
+  bool record_owners = false;
   /// Container -> host mapping applied to owners before chown (empty lists are identity). An
   /// owner outside a non-empty map is skipped and counted like a refused chown.
   IdMap id_map;
