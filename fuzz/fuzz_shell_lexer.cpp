@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)lexer.process_word(word, env);
     (void)lexer.process_words(word, env);
   }
-  ShellLexer raw('\\', ShellLexerOptions{.raw_quotes = true, .raw_escapes = true,
-                                         .skip_unset = true});
+  ShellLexer raw('\\',
+                 ShellLexerOptions{.raw_quotes = true, .raw_escapes = true, .skip_unset = true});
   (void)raw.process_word(word, env);
   return 0;
 }

@@ -8,7 +8,9 @@ using namespace minibuild;
 
 namespace {
 
-Result<int> inner_failure() { return fail(Code::io, "open \"/x\": No such file"); }
+Result<int> inner_failure() {
+  return fail(Code::io, "open \"/x\": No such file");
+}
 
 Result<int> middle() {
   MB_TRY_CONTEXT(inner_failure(), "read config");

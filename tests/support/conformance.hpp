@@ -5,6 +5,8 @@
 
 namespace minibuild::test {
 
-inline std::string conformance_dir() { return MINIBUILD_CONFORMANCE_DIR; }
+inline std::string conformance_dir() {
+  return MINIBUILD_CONFORMANCE_DIR;
+}
 
 } // namespace minibuild::test
