@@ -9,79 +9,6 @@ namespace {
 using dockerfile::Instruction;
 using dockerfile::InstructionKind;
 
-// Decodes one UTF-8 sequence at `i` the way Go's utf8.DecodeRuneInString does: on an invalid,
-// overlong, surrogate or out-of-range sequence it reports width 1 and no rune.
-std::pair<char32_t, std::size_t> decode_utf8(std::string_view text, std::size_t i, bool& valid) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char first = byte(i);
-  valid = true;
-  if (first < 0x80) {
-    return {first, 1};
-  }
-  std::size_t width = 0;
-  char32_t rune = 0;
-  char32_t minimum = 0;
-  if ((first & 0xE0) == 0xC0) {
-    width = 2;
-    rune = first & 0x1F;
-    minimum = 0x80;
-  } else if ((first & 0xF0) == 0xE0) {
-    width = 3;
-    rune = first & 0x0F;
-    minimum = 0x800;
-  } else if ((first & 0xF8) == 0xF0) {
-    width = 4;
-    rune = first & 0x07;
-    minimum = 0x10000;
-  } else {
-    valid = false;
-    return {0, 1};
-  }
-  if (i + width > text.size()) {
-    valid = false;
-    return {0, 1};
-  }
-  for (std::size_t k = 1; k < width; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) {
-      valid = false;
-      return {0, 1};
-    }
-    rune = (rune << 6) | (byte(i + k) & 0x3F);
-  }
-  if (rune < minimum || rune > 0x10FFFF || (rune >= 0xD800 && rune <= 0xDFFF)) {
-    valid = false;
-    return {0, 1};
-  }
-  return {rune, width};
-}
-
-// Go's unicode.IsPrint for the code points that show up in Dockerfiles. Above ASCII it treats
-// everything as printable except the separators, format characters, C1 controls, private use
-// areas and non-characters Go also escapes; exotic unassigned code points may differ.
-bool is_print(char32_t r) {
-  if (r < 0x80) {
-    return r >= 0x20 && r != 0x7F;
-  }
-  if (r <= 0xA0 || r == 0xAD) {
-    return false;
-  }
-  if ((r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) ||
-      (r >= 0x205F && r <= 0x206F) || r == 0x3000 || r == 0xFEFF || r == 0x1680 ||
-      (r >= 0xFFF9 && r <= 0xFFFB) || (r >= 0xE000 && r <= 0xF8FF) || r >= 0xF0000 ||
-      (r & 0xFFFE) == 0xFFFE) {
-    return false;
-  }
-  return true;
-}
-
-std::string hex(unsigned value, int digits) {
-  char buffer[16];
-  std::snprintf(buffer, sizeof(buffer), "%0*x", digits, value);
-  return buffer;
-}
-
-// Go's fmtFrac: the fraction digits of v/10^prec without trailing zeros (and no '.' when they
-// are all zero); returns the integer part.
 std::uint64_t append_fraction(std::string& out, std::uint64_t v, int prec) {
   std::string digits;
   bool print = false;
@@ -134,59 +61,6 @@ std::string clean_absolute(std::string_view path) {
 }
 
 } // namespace
-
-std::string go_quote(std::string_view text) {
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size();) {
-    bool valid = true;
-    const auto [rune, width] = decode_utf8(text, i, valid);
-    if (!valid) {
-      out += "\\x" + hex(static_cast<unsigned char>(text[i]), 2);
-      i += 1;
-      continue;
-    }
-    if (rune == '"' || rune == '\\') {
-      out += '\\';
-      out += static_cast<char>(rune);
-    } else if (is_print(rune)) {
-      out.append(text.substr(i, width));
-    } else {
-      switch (rune) {
-      case '\a':
-        out += "\\a";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\v':
-        out += "\\v";
-        break;
-      default:
-        if (rune < 0x20 || rune == 0x7F) {
-          out += "\\x" + hex(static_cast<unsigned>(rune), 2);
-        } else if (rune < 0x10000) {
-          out += "\\u" + hex(static_cast<unsigned>(rune), 4);
-        } else {
-          out += "\\U" + hex(static_cast<unsigned>(rune), 8);
-        }
-      }
-    }
-    i += width;
-  }
-  return out + "\"";
-}
 
 std::string go_quoted_list(const std::vector<std::string>& items) {
   std::vector<std::string> quoted;

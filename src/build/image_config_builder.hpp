@@ -21,6 +21,7 @@
 #pragma once
 
 #include <minibuild/base/error.hpp>
+#include <minibuild/dockerfile/go_quote.hpp>
 #include <minibuild/dockerfile/instructions.hpp>
 #include <minibuild/dockerfile/plan.hpp>
 #include <minibuild/oci/image_config.hpp>
@@ -40,9 +41,8 @@ inline constexpr std::string_view k_default_path =
 /// The history comment of every Dockerfile step (BuildKit's historyComment).
 inline constexpr std::string_view k_history_comment = "buildkit.dockerfile.v0";
 
-/// Go's strconv.Quote: `"a\"b"`, control characters as \n \t \x00-style escapes, invalid UTF-8
-/// bytes as \xNN, non-printable code points as \uXXXX.
-std::string go_quote(std::string_view text);
+/// Go's strconv.Quote, the front end's implementation (one set of Unicode tables).
+using dockerfile::go_quote;
 /// Go's fmt %q of a []string: `["a" "b"]`.
 std::string go_quoted_list(const std::vector<std::string>& items);
 /// Go's fmt %v of a []string: `[a b]`.

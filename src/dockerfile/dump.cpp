@@ -2,6 +2,7 @@
 // the conformance vectors can be compared directly) and minibuild's JSON (docs/parse-json.md).
 #include "go_unicode.hpp"
 
+#include <minibuild/dockerfile/go_quote.hpp>
 #include <minibuild/dockerfile/parser.hpp>
 
 #include <nlohmann/json.hpp>
@@ -106,6 +107,10 @@ std::string dump_json(const ParsedDockerfile& parsed) {
   // Dockerfiles may hold bytes that are not UTF-8; JSON cannot, so those become U+FFFD instead
   // of making dump() throw.
   return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string go_quote(std::string_view text) {
+  return detail::go_quote(text);
 }
 
 } // namespace minibuild::dockerfile
