@@ -1,4 +1,6 @@
 // InRoot: openat2 and the fallback walk agree on in-root resolution.
+#include "support/temp_dir.hpp"
+
 #include <minibuild/base/in_root.hpp>
 
 #include <catch2/catch.hpp>
@@ -18,29 +20,7 @@ using namespace minibuild;
 
 namespace {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything below it at scope exit.
-class TempDir {
-public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/minibuild-base-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    m_path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(m_path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string operator/(const std::string& relative) const { return m_path + "/" + relative; }
-
-private:
-  std::string m_path;
-};
+using TempDir = minibuild::test::TempDir;
 
 void make_dir(const std::string& path) {
   REQUIRE(::mkdir(path.c_str(), 0755) == 0);

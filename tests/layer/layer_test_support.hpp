@@ -3,6 +3,7 @@
 #pragma once
 
 #include "layer/fs_util.hpp"
+#include "support/temp_dir.hpp"
 
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/layer/byte_sink.hpp>
@@ -32,27 +33,7 @@ namespace layer_test {
 
 using namespace minibuild;
 
-/// A fresh directory under $TMPDIR (or /tmp), removed with everything below it at scope exit.
-class TempDir {
-public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/minibuild-layer-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    m_path = pattern;
-  }
-  ~TempDir() { (void)layer::remove_at(AT_FDCWD, m_path, m_path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return m_path; }
-  std::string operator/(const std::string& relative) const { return m_path + "/" + relative; }
-
-private:
-  std::string m_path;
-};
+using TempDir = minibuild::test::TempDir;
 
 /// Whether this process can give files arbitrary owners (root in the initial user namespace;
 /// root of a user namespace with a single-id map cannot).
