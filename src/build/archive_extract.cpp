@@ -4,6 +4,7 @@
 
 #include <minibuild/base/in_root.hpp>
 #include <minibuild/base/unique_fd.hpp>
+#include <minibuild/layer/xattrs.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <memory>
+#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,6 +138,30 @@ std::pair<std::string, std::string> split_parent(const std::string& rel) {
   return {rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
+// Sets the entry's xattrs on `fd` (open, not O_PATH). Called after the data and the mode: a
+// write would clear security.capability.
+Result<void> apply_entry_xattrs(struct archive_entry* entry, int fd, const std::string& physical,
+                                XattrRefusals& refused) {
+  if (archive_entry_xattr_reset(entry) == 0) {
+    return {};
+  }
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  // libarchive's own writer records each xattr twice (LIBARCHIVE.xattr.* and SCHILY.xattr.*),
+  // and its reader returns both: set each name once.
+  std::set<std::string_view> seen;
+  while (archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK) {
+    if (name == nullptr || !layer::is_image_xattr(name) || !seen.insert(name).second) {
+      continue;
+    }
+    MB_TRY(set_xattr(fd, name,
+                     std::string_view(static_cast<const char*>(value), value == nullptr ? 0 : size),
+                     physical, refused));
+  }
+  return {};
+}
+
 } // namespace
 
 Result<bool> is_tar_archive(int fd) {
@@ -228,6 +254,13 @@ Result<ExtractResult> extract_archive(int fd, const std::string& dest_dir, std::
         ++result.directories;
       }
       MB_TRY(note_created(created));
+      if (archive_entry_xattr_count(entry) > 0) {
+        UniqueFd readable(::openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!readable) {
+          return fail_errno(errno, "open " + quoted(dir.physical));
+        }
+        MB_TRY(apply_entry_xattrs(entry, readable.get(), dir.physical, result.xattrs_refused));
+      }
       dirs.push_back({dir.physical, mode, mtime});
       result.owners.emplace_back(dir.physical, entry_owner);
       if (archive_read_data_skip(reader.get()) < ARCHIVE_WARN) {
@@ -300,6 +333,7 @@ Result<ExtractResult> extract_archive(int fd, const std::string& dest_dir, std::
       if (::fchmod(out.get(), mode) != 0 || ::futimens(out.get(), times) != 0) {
         return fail_errno(errno, "set the metadata of " + quoted(physical));
       }
+      MB_TRY(apply_entry_xattrs(entry, out.get(), physical, result.xattrs_refused));
       ++result.files;
     } else if (type == AE_IFLNK) {
       const char* target = archive_entry_symlink(entry);

@@ -8,7 +8,14 @@
 // followed as if the destination were "/"), missing ones are created 0755 and owned by 0:0; an
 // existing entry is replaced unless both are directories; hard links must point inside; entry
 // owners come from the archive unless --chown overrides them; mtimes come from the archive.
+//
+// Extended attributes that entries carry (SCHILY.xattr.* / LIBARCHIVE.xattr.* pax records) are
+// set on extracted files and directories, except host-specific ones (fs_ops.hpp); a refusal by
+// the destination is counted in ExtractResult::xattrs_refused, never an error. Symlinks, hard
+// links (they share their target's inode) and fifos get none.
 #pragma once
+
+#include "fs_ops.hpp"
 
 #include <minibuild/base/error.hpp>
 #include <minibuild/build/context.hpp>
@@ -34,6 +41,7 @@ struct ExtractResult {
   std::uint64_t bytes = 0;
   /// Physical paths (relative to the destination) with the owner each entry must have.
   std::vector<std::pair<std::string, Owner>> owners;
+  XattrRefusals xattrs_refused;
 };
 
 /// Extracts the archive open as `fd` into the existing directory `dest_dir`, which acts as the

@@ -174,6 +174,8 @@ private:
   Result<void> copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
                          int dst_dir, const std::string& dst_name, const std::string& dst_rel);
   Result<UniqueFd> ensure_implied(const std::string& rel);
+  Result<void> copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
+                               const std::string& dst_rel);
 
   std::uint32_t mode_for(const struct stat& st) const {
     const bool is_dir = S_ISDIR(st.st_mode);
@@ -201,6 +203,7 @@ private:
   std::map<std::string, Owner> m_owner_exceptions;
   // Hard links are kept within one source, like BuildKit's copier (one per source).
   std::map<std::pair<dev_t, ino_t>, std::string> m_links;
+  XattrRefusals m_xattrs_refused;
 
   bool m_dest_is_dir = false;
   std::string m_dir_rel;  ///< the destination as a directory, staging-relative
@@ -440,6 +443,18 @@ Result<UniqueFd> Engine::ensure_implied(const std::string& rel) {
       rel, [this](const std::string& path) { return base_is_directory(path); });
 }
 
+// A directory that takes its metadata from a source directory takes its xattrs too. The staging
+// descriptors are O_PATH, which fsetxattr refuses, so the new directory is opened for reading.
+Result<void> Engine::copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
+                                     const std::string& dst_rel) {
+  UniqueFd dst(
+      ::openat(dst_parent, dst_name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dst) {
+    return fail_errno(errno, "open directory " + quoted("/" + dst_rel));
+  }
+  return copy_xattrs(src_dir, dst.get(), "/" + dst_rel, m_xattrs_refused);
+}
+
 Result<void> Engine::copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
                                int dst_dir, const std::string& dst_name,
                                const std::string& dst_rel) {
@@ -480,6 +495,9 @@ Result<void> Engine::copy_leaf(int src_dir, const std::string& src_name, const s
     if (::fchmod(out.get(), mode_for(st)) != 0 || ::futimens(out.get(), times) != 0) {
       return fail_errno(errno, "set the metadata of " + quoted(where));
     }
+    // After the data: a write clears security.capability. The engine never chowns (the layer
+    // writer applies owners), so nothing later clears it again.
+    MB_TRY(copy_xattrs(in.get(), out.get(), where, m_xattrs_refused));
     m_result.bytes += bytes;
     ++m_result.files;
     if (st.st_nlink > 1) {
@@ -581,6 +599,7 @@ Result<bool> Engine::copy_contents(int src_dir, const std::string& src_physical,
     MB_TRY_ASSIGN(UniqueFd target,
                   m_staging.copied_dir(dst_dir, child_rel, name, DirMeta{mode_for(st), st.st_mtim},
                                        true, created));
+    MB_TRY(copy_dir_xattrs(sub.get(), dst_dir, name, child_rel));
     MB_TRY_ASSIGN(bool below, copy_contents(sub.get(), child_physical, ignore_child, target.get(),
                                             child_rel, child_exclude, exclude_child));
     if (tentative && !below) {
@@ -615,6 +634,7 @@ Result<void> Engine::copy_item(const Item& item) {
     m_result.directories += extracted.directories;
     m_result.symlinks += extracted.symlinks;
     m_result.bytes += extracted.bytes;
+    m_xattrs_refused.merge(extracted.xattrs_refused);
     for (auto& [physical, owner] : extracted.owners) {
       m_owner_exceptions["/" + join_path(m_dir_rel, physical)] = owner;
     }
@@ -637,10 +657,15 @@ Result<void> Engine::copy_item(const Item& item) {
                     m_ctx.root.locate(join_path(item.pivot, so_far), FollowFinal::yes));
       const std::string rel = join_path(m_dir_rel, so_far);
       bool created = false;
+      UniqueFd up = std::move(parent);
       MB_TRY_ASSIGN(parent,
-                    m_staging.copied_dir(parent.get(), rel, parts[i],
+                    m_staging.copied_dir(up.get(), rel, parts[i],
                                          DirMeta{mode_for(source_dir.st), source_dir.st.st_mtim},
                                          false, created));
+      if (created) {
+        MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(source_dir));
+        MB_TRY(copy_dir_xattrs(source.get(), up.get(), parts[i], rel));
+      }
       parent_rel = rel;
     }
     name = parts.empty() ? std::string() : parts.back();
@@ -685,6 +710,9 @@ Result<void> Engine::copy_item(const Item& item) {
                                                created));
   }
   MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
+  if (created) {
+    MB_TRY(copy_dir_xattrs(source.get(), parent.get(), name, rel));
+  }
   MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
   FilterState exclude_state;
   if (m_step.parents && m_excludes) {
@@ -837,6 +865,9 @@ Result<StagedCopy> Engine::run() {
     MB_TRY(copy_inline(source));
   }
   MB_TRY(m_staging.finish());
+  if (m_xattrs_refused.count > 0) {
+    m_result.warnings.push_back(m_xattrs_refused.warning());
+  }
 
   m_result.directories += m_staging.directories_created();
   for (const std::string& rel : m_staging.base_dirs()) {

@@ -1,14 +1,18 @@
 #include "fs_ops.hpp"
 
 #include <minibuild/base/unique_fd.hpp>
+#include <minibuild/layer/xattrs.hpp>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <optional>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace minibuild::build {
@@ -54,7 +58,129 @@ Result<std::uint64_t> copy_with_buffer(int in, int out, std::string_view what, s
   }
 }
 
+// What a destination may answer to an xattr it will not hold: EPERM (security.capability or
+// trusted.* without the capability, user.* on a special file), EACCES, ENOTSUP (a filesystem
+// without that namespace), EINVAL (an unknown namespace), E2BIG/ENOSPC/ERANGE (too large).
+bool refusal(int err) {
+  return err == EPERM || err == EACCES || err == ENOTSUP || err == EOPNOTSUPP || err == EINVAL ||
+         err == E2BIG || err == ENOSPC || err == ERANGE;
+}
+
+// The names of `fd`'s xattrs; empty when its filesystem has none. ERANGE means the list grew
+// between the size query and the read: ask again.
+Result<std::vector<std::string>> list_xattrs(int fd, std::string_view what) {
+  std::vector<char> buffer;
+  while (true) {
+    ssize_t size = ::flistxattr(fd, nullptr, 0);
+    if (size < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)) {
+      return std::vector<std::string>{};
+    }
+    if (size < 0) {
+      return fail_errno(errno, "list xattrs of " + quoted(what));
+    }
+    if (size == 0) {
+      return std::vector<std::string>{};
+    }
+    buffer.resize(static_cast<std::size_t>(size));
+    ssize_t got = ::flistxattr(fd, buffer.data(), buffer.size());
+    if (got < 0 && errno == ERANGE) {
+      continue;
+    }
+    if (got < 0) {
+      return fail_errno(errno, "list xattrs of " + quoted(what));
+    }
+    std::vector<std::string> names;
+    std::size_t start = 0;
+    while (start < static_cast<std::size_t>(got)) {
+      const char* name = buffer.data() + start;
+      const std::size_t length = ::strnlen(name, static_cast<std::size_t>(got) - start);
+      if (length > 0) {
+        names.emplace_back(name, length);
+      }
+      start += length + 1;
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+}
+
+// One xattr value; nullopt when it vanished since it was listed.
+Result<std::optional<std::string>> get_xattr(int fd, const std::string& name,
+                                             std::string_view what) {
+  std::string value;
+  while (true) {
+    ssize_t size = ::fgetxattr(fd, name.c_str(), nullptr, 0);
+    if (size < 0 && errno == ENODATA) {
+      return std::optional<std::string>();
+    }
+    if (size < 0) {
+      return fail_errno(errno, "read xattr " + name + " of " + quoted(what));
+    }
+    value.resize(static_cast<std::size_t>(size));
+    ssize_t got = ::fgetxattr(fd, name.c_str(), value.data(), value.size());
+    if (got < 0 && errno == ERANGE) {
+      continue;
+    }
+    if (got < 0 && errno == ENODATA) {
+      return std::optional<std::string>();
+    }
+    if (got < 0) {
+      return fail_errno(errno, "read xattr " + name + " of " + quoted(what));
+    }
+    value.resize(static_cast<std::size_t>(got));
+    return std::optional<std::string>(std::move(value));
+  }
+}
+
 } // namespace
+
+void XattrRefusals::note(std::string_view name, int err) {
+  ++count;
+  reasons.insert(std::string(name) + ": " + std::strerror(err));
+}
+
+void XattrRefusals::merge(const XattrRefusals& other) {
+  count += other.count;
+  reasons.insert(other.reasons.begin(), other.reasons.end());
+}
+
+std::string XattrRefusals::warning() const {
+  if (count == 0) {
+    return {};
+  }
+  std::string detail;
+  for (const std::string& reason : reasons) {
+    detail += (detail.empty() ? "" : "; ") + reason;
+  }
+  return "could not copy " + std::to_string(count) + " extended attribute" +
+         (count == 1 ? "" : "s") + " (" + detail + ")";
+}
+
+Result<void> set_xattr(int fd, const std::string& name, std::string_view value,
+                       std::string_view what, XattrRefusals& refused) {
+  if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) == 0) {
+    return {};
+  }
+  if (refusal(errno)) {
+    refused.note(name, errno);
+    return {};
+  }
+  return fail_errno(errno, "set xattr " + name + " on " + quoted(what));
+}
+
+Result<void> copy_xattrs(int in, int out, std::string_view what, XattrRefusals& refused) {
+  MB_TRY_ASSIGN(auto names, list_xattrs(in, what));
+  for (const std::string& name : names) {
+    if (!layer::is_image_xattr(name)) {
+      continue;
+    }
+    MB_TRY_ASSIGN(auto value, get_xattr(in, name, what));
+    if (value) {
+      MB_TRY(set_xattr(out, name, *value, what, refused));
+    }
+  }
+  return {};
+}
 
 Result<std::vector<std::string>> list_directory(int dirfd, std::string_view where) {
   // fdopendir takes ownership, so hand it a duplicate.

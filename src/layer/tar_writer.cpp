@@ -5,6 +5,7 @@
 #include <minibuild/base/unique_fd.hpp>
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/layer/whiteout.hpp>
+#include <minibuild/layer/xattrs.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -31,27 +32,10 @@ std::string quoted(std::string_view path) {
   return "\"" + std::string(path) + "\"";
 }
 
-bool starts_with(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
 struct Xattr {
   std::string name;
   std::string value;
 };
-
-// overlayfs's own bookkeeping, never image content (overlayfs.rst, "Permission model" and
-// "Redirect dir"/"Metacopy"): trusted.overlay.* as root, user.overlay.* with `userxattr`.
-bool is_overlay_xattr(std::string_view name) {
-  return starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.");
-}
-
-// Host-specific labels that must not travel in an image (umoci's ignoreXattrs does the same):
-// SELinux contexts belong to the building host's policy, NFSv4 ACLs to its server.
-// minibuild's own record of owners it could not set (apply.hpp, k_owner_xattr) is bookkeeping too.
-bool is_host_specific_xattr(std::string_view name) {
-  return name == "security.selinux" || name == "system.nfs4_acl" || name == k_owner_xattr;
-}
 
 // Reads every xattr of one file through `list` and `get` (the f* or l* syscalls), sorted by
 // name so the pax records come out in the same order on every filesystem.
@@ -378,8 +362,7 @@ private:
     for (const Xattr& xattr : xattrs) {
       // An empty value in a pax record means "unset the keyword" (POSIX pax, "extended
       // header"), so an empty xattr cannot be stored faithfully; umoci skips them too.
-      if (is_overlay_xattr(xattr.name) || is_host_specific_xattr(xattr.name) ||
-          xattr.value.empty()) {
+      if (!is_image_xattr(xattr.name) || xattr.value.empty()) {
         continue;
       }
       archive_entry_xattr_add_entry(m_entry, xattr.name.c_str(), xattr.value.data(),
