@@ -7,6 +7,7 @@
 // text and then runs that text through a small parser and NFA for the part of Go's RE2 syntax the
 // translation can produce. Nothing here backtracks: matching is linear in the path length.
 #include "go_unicode.hpp"
+#include "nfa.hpp"
 
 #include <minibuild/dockerfile/dockerignore.hpp>
 
@@ -23,10 +24,14 @@ namespace minibuild::dockerfile {
 namespace {
 
 using detail::append_rune;
+using detail::Assertion;
 using detail::decode_rune;
 using detail::k_eof;
 using detail::k_rune_error;
+using detail::Op;
 using detail::Rune;
+using detail::RuneClass;
+using detail::RuneRange;
 using detail::RuneScanner;
 using detail::trim_space;
 
@@ -203,12 +208,6 @@ bool glob_syntax_ok(std::string_view pattern) {
 // (ClassNL, OneLine, PerlX, UnicodeGroups): `^` and `$` match only at the ends of the text, `.`
 // does not match a newline, `[^...]` does.
 
-struct RuneRange {
-  Rune lo;
-  Rune hi;
-};
-using RuneClass = std::vector<RuneRange>;
-
 RuneClass normalized(RuneClass ranges) {
   std::sort(ranges.begin(), ranges.end(),
             [](const RuneRange& a, const RuneRange& b) { return a.lo < b.lo; });
@@ -236,12 +235,6 @@ RuneClass complement(const RuneClass& ranges) {
     out.push_back({next, k_max_rune});
   }
   return out;
-}
-
-bool class_contains(const RuneClass& ranges, Rune rune) {
-  const auto it = std::upper_bound(ranges.begin(), ranges.end(), rune,
-                                   [](Rune r, const RuneRange& range) { return r < range.lo; });
-  return it != ranges.begin() && rune <= std::prev(it)->hi;
 }
 
 void append_all(RuneClass& to, const RuneClass& from) {
@@ -321,8 +314,6 @@ int unhex(Rune c) {
   }
   return -1;
 }
-
-enum class Assertion : std::uint8_t { begin_text, end_text, word_boundary, not_word_boundary };
 
 struct Node {
   enum class Kind : std::uint8_t {
@@ -691,7 +682,7 @@ private:
   std::string_view m_rest;
 };
 
-/// A compiled regexp: Thompson NFA, simulated without backtracking.
+/// A compiled regexp: a Thompson NFA program for the shared Pike VM (nfa.hpp).
 class Regexp {
 public:
   static RegexpResult<Regexp> compile(std::string_view expr) {
@@ -701,110 +692,35 @@ public:
     }
     Regexp re;
     re.emit(*tree);
-    re.m_program.push_back({Op::match});
+    re.m_program.instructions.push_back({Op::match});
     return re;
   }
 
   /// Regexp.MatchString: is there a match anywhere in `text`?
   bool search(std::string_view text) const {
-    std::vector<std::uint32_t> current;
-    std::vector<std::uint32_t> following;
-    std::vector<std::uint64_t> marks(m_program.size(), 0);
-    std::vector<std::uint32_t> stack;
-    std::uint64_t generation = 1;
-    Rune previous = k_eof;
-    for (std::size_t pos = 0;;) {
-      Rune rune = k_eof;
-      std::size_t width = 0;
-      if (pos < text.size()) {
-        const auto decoded = decode_rune(text, pos);
-        rune = decoded.rune;
-        width = decoded.size;
-      }
-      const Context here{previous, rune, pos == 0, pos == text.size()};
-      add(current, 0, here, marks, generation, stack); // a match may start anywhere
-      for (std::uint32_t pc : current) {
-        if (m_program[pc].op == Op::match) {
-          return true;
-        }
-      }
-      if (pos >= text.size()) {
-        return false;
-      }
-      Rune after = k_eof;
-      if (pos + width < text.size()) {
-        after = decode_rune(text, pos + width).rune;
-      }
-      const Context there{rune, after, false, pos + width == text.size()};
-      ++generation;
-      following.clear();
-      for (std::uint32_t pc : current) {
-        const Instruction& inst = m_program[pc];
-        const bool consumes =
-            (inst.op == Op::rune && inst.rune == rune) ||
-            (inst.op == Op::any_but_newline && rune != '\n') ||
-            (inst.op == Op::char_class && class_contains(m_classes[inst.x], rune));
-        if (consumes) {
-          add(following, pc + 1, there, marks, generation, stack);
-        }
-      }
-      std::swap(current, following);
-      previous = rune;
-      pos += width;
-    }
+    detail::Matcher matcher;
+    return matcher.find(m_program, text, 0, detail::Anchor::anywhere, detail::Want::any_match)
+        .has_value();
   }
 
 private:
-  enum class Op : std::uint8_t { rune, any_but_newline, char_class, assertion, split, jump, match };
-  struct Instruction {
-    Op op;
-    Rune rune = 0;
-    std::uint32_t x = 0; ///< split: first branch; jump: target; char_class: class index
-    std::uint32_t y = 0; ///< split: second branch
-    Assertion assertion = Assertion::begin_text;
-  };
-  struct Context {
-    Rune before;
-    Rune after;
-    bool at_begin;
-    bool at_end;
-  };
-
-  static bool is_word(Rune rune) {
-    return (rune >= '0' && rune <= '9') || (rune >= 'a' && rune <= 'z') ||
-           (rune >= 'A' && rune <= 'Z') || rune == '_';
-  }
-
-  static bool holds(Assertion assertion, const Context& context) {
-    switch (assertion) {
-    case Assertion::begin_text:
-      return context.at_begin;
-    case Assertion::end_text:
-      return context.at_end;
-    case Assertion::word_boundary:
-      return is_word(context.before) != is_word(context.after);
-    case Assertion::not_word_boundary:
-      return is_word(context.before) == is_word(context.after);
-    }
-    return false;
-  }
-
-  std::uint32_t here() const { return static_cast<std::uint32_t>(m_program.size()); }
+  std::uint32_t here() const { return m_program.next_pc(); }
 
   void emit(const Node& node) {
     switch (node.kind) {
     case Node::Kind::literal:
-      m_program.push_back({Op::rune, node.rune});
+      m_program.instructions.push_back({Op::rune, node.rune});
       break;
     case Node::Kind::any_but_newline:
-      m_program.push_back({Op::any_but_newline});
+      m_program.instructions.push_back({Op::any_but_newline});
       break;
     case Node::Kind::char_class:
-      m_program.push_back({Op::char_class, 0, static_cast<std::uint32_t>(m_classes.size())});
-      m_classes.push_back(node.ranges);
+      m_program.instructions.push_back(
+          {Op::char_class, 0, static_cast<std::uint32_t>(m_program.classes.size())});
+      m_program.classes.push_back(node.ranges);
       break;
     case Node::Kind::assertion:
-      m_program.push_back({Op::assertion, 0, 0, 0, node.assertion});
+      m_program.instructions.push_back({Op::assertion, 0, 0, 0, node.assertion});
       break;
     case Node::Kind::concat:
       for (const Node& child : node.children) {
@@ -813,70 +729,31 @@ private:
       break;
     case Node::Kind::star: {
       const std::uint32_t split = here();
-      m_program.push_back({Op::split});
-      m_program[split].x = here();
+      m_program.instructions.push_back({Op::split});
+      m_program.instructions[split].x = here();
       emit(node.children.front());
-      m_program.push_back({Op::jump, 0, split});
-      m_program[split].y = here();
+      m_program.instructions.push_back({Op::jump, 0, split});
+      m_program.instructions[split].y = here();
       break;
     }
     case Node::Kind::plus: {
       const std::uint32_t begin = here();
       emit(node.children.front());
-      m_program.push_back({Op::split, 0, begin, here() + 1});
+      m_program.instructions.push_back({Op::split, 0, begin, here() + 1});
       break;
     }
     case Node::Kind::quest: {
       const std::uint32_t split = here();
-      m_program.push_back({Op::split});
-      m_program[split].x = here();
+      m_program.instructions.push_back({Op::split});
+      m_program.instructions[split].x = here();
       emit(node.children.front());
-      m_program[split].y = here();
+      m_program.instructions[split].y = here();
       break;
     }
     }
   }
 
-  /// Adds pc and what it reaches without consuming input; assertions are checked here, at the
-  /// position the list is for.
-  void add(std::vector<std::uint32_t>& list, std::uint32_t pc, const Context& context,
-           std::vector<std::uint64_t>& marks, std::uint64_t generation,
-           std::vector<std::uint32_t>& stack) const {
-    stack.clear();
-    stack.push_back(pc);
-    while (!stack.empty()) {
-      const std::uint32_t at = stack.back();
-      stack.pop_back();
-      if (marks[at] == generation) {
-        continue;
-      }
-      marks[at] = generation;
-      const Instruction& inst = m_program[at];
-      switch (inst.op) {
-      case Op::split:
-        stack.push_back(inst.y);
-        stack.push_back(inst.x);
-        break;
-      case Op::jump:
-        stack.push_back(inst.x);
-        break;
-      case Op::assertion:
-        if (holds(inst.assertion, context)) {
-          stack.push_back(at + 1);
-        }
-        break;
-      case Op::rune:
-      case Op::any_but_newline:
-      case Op::char_class:
-      case Op::match:
-        list.push_back(at);
-        break;
-      }
-    }
-  }
-
-  std::vector<Instruction> m_program;
-  std::vector<RuneClass> m_classes;
+  detail::Program m_program;
 };
 
 // ---------------------------------------------------------------------------------------------

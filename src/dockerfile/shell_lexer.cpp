@@ -8,6 +8,7 @@
 // preferences as Go's regexp, which is linear in the value length (RE2 guarantees the same for
 // BuildKit).
 #include "go_unicode.hpp"
+#include "nfa.hpp"
 
 #include <minibuild/dockerfile/shell_lexer.hpp>
 
@@ -47,12 +48,15 @@ void Environment::erase(std::string_view name) {
 
 namespace {
 
+using detail::Anchor;
 using detail::append_rune;
 using detail::decode_rune;
 using detail::k_eof;
 using detail::k_rune_error;
+using detail::Op;
 using detail::Rune;
 using detail::RuneScanner;
+using detail::Span;
 
 /// Longest piece of the source quoted in an error message; a 1 MB word must not become a 1 MB
 /// message.
@@ -137,12 +141,6 @@ private:
 // program, compiled for a Pike VM that keeps Go's leftmost-first thread priorities.
 
 enum class Stars { shortest, longest };
-enum class Anchor { start, anywhere };
-
-struct Span {
-  std::size_t begin;
-  std::size_t end;
-};
 
 class Pattern {
 public:
@@ -150,7 +148,7 @@ public:
   /// `*` `?` `\` `}` `/`, or at the end) is an error naming the escape.
   static Result<Pattern> compile(std::string_view glob, Stars stars) {
     Pattern pattern;
-    auto& program = pattern.m_program;
+    auto& program = pattern.m_program.instructions;
     RuneScanner scanner(glob); // a fresh text/scanner: it also drops a leading byte order mark
     bool previous_star = false;
     for (Rune tok = scanner.next(); tok != k_eof; tok = scanner.next()) {
@@ -159,7 +157,7 @@ public:
           continue; // `**` matches what `*` matches, with the same preferences
         }
         previous_star = true;
-        const auto loop = static_cast<std::uint32_t>(program.size());
+        const std::uint32_t loop = pattern.m_program.next_pc();
         const std::uint32_t any = loop + 1;
         const std::uint32_t after = loop + 3;
         if (stars == Stars::longest) {
@@ -167,13 +165,13 @@ public:
         } else {
           program.push_back({Op::split, 0, after, any});
         }
-        program.push_back({Op::any, 0, 0, 0});
-        program.push_back({Op::jump, 0, loop, 0});
+        program.push_back({Op::any_but_newline}); // Go's `.`: not a newline
+        program.push_back({Op::jump, 0, loop});
         continue;
       }
       previous_star = false;
       if (tok == '?') {
-        program.push_back({Op::any, 0, 0, 0});
+        program.push_back({Op::any_but_newline});
         continue;
       }
       if (tok == '\\') {
@@ -188,111 +186,21 @@ public:
                                                      : "invalid escape '\\" + rune_text(tok) + "'");
         }
       }
-      program.push_back({Op::rune, tok, 0, 0});
+      program.push_back({Op::rune, tok});
     }
-    program.push_back({Op::match, 0, 0, 0});
-    pattern.m_marks.assign(program.size(), 0);
+    program.push_back({Op::match});
     return pattern;
   }
 
   /// The first match Go's regexp would report (FindStringIndex) when the search starts at byte
   /// `from`: the leftmost start, and at that start the match the star preferences pick.
   std::optional<Span> find(std::string_view text, std::size_t from, Anchor anchor) {
-    std::vector<Thread>& current = m_current;
-    std::vector<Thread>& following = m_following;
-    current.clear();
-    std::optional<Span> found;
-    ++m_generation;
-    if (anchor == Anchor::start) {
-      add_thread(current, 0, from);
-    }
-    for (std::size_t pos = from;;) {
-      if (anchor == Anchor::anywhere && !found) {
-        add_thread(current, 0, pos); // a later start has the lowest priority
-      }
-      if (current.empty()) {
-        break;
-      }
-      Rune rune = k_eof;
-      std::size_t width = 0;
-      if (pos < text.size()) {
-        const auto decoded = decode_rune(text, pos);
-        rune = decoded.rune;
-        width = decoded.size;
-      }
-      ++m_generation;
-      following.clear();
-      for (const Thread& thread : current) {
-        const Instruction& inst = m_program[thread.pc];
-        if (inst.op == Op::match) {
-          // Threads after this one have lower priority: a match here beats all of them.
-          found = Span{thread.start, pos};
-          break;
-        }
-        if ((inst.op == Op::rune && rune != k_eof && rune == inst.rune) ||
-            (inst.op == Op::any && rune != k_eof && rune != '\n')) {
-          add_thread(following, thread.pc + 1, thread.start);
-        }
-      }
-      std::swap(current, following);
-      if (pos >= text.size()) {
-        break;
-      }
-      pos += width;
-    }
-    return found;
+    return m_matcher.find(m_program, text, from, anchor, detail::Want::leftmost_first);
   }
 
 private:
-  enum class Op : std::uint8_t { rune, any, split, jump, match };
-  struct Instruction {
-    Op op;
-    Rune rune;       ///< Op::rune: the literal
-    std::uint32_t x; ///< split: preferred branch; jump: target
-    std::uint32_t y; ///< split: other branch
-  };
-  struct Thread {
-    std::uint32_t pc;
-    std::size_t start;
-  };
-
-  /// Adds pc and everything reachable through split/jump, in priority order (the preferred branch
-  /// of a split first), skipping pcs already in the list: Go's NFA does the same, and the dedup is
-  /// what keeps a search linear in the text length.
-  void add_thread(std::vector<Thread>& list, std::uint32_t pc, std::size_t start) {
-    m_stack.clear();
-    m_stack.push_back(pc);
-    while (!m_stack.empty()) {
-      const std::uint32_t at = m_stack.back();
-      m_stack.pop_back();
-      if (m_marks[at] == m_generation) {
-        continue;
-      }
-      m_marks[at] = m_generation;
-      const Instruction& inst = m_program[at];
-      switch (inst.op) {
-      case Op::split:
-        m_stack.push_back(inst.y);
-        m_stack.push_back(inst.x);
-        break;
-      case Op::jump:
-        m_stack.push_back(inst.x);
-        break;
-      case Op::rune:
-      case Op::any:
-      case Op::match:
-        list.push_back({at, start});
-        break;
-      }
-    }
-  }
-
-  std::vector<Instruction> m_program;
-  std::vector<std::uint64_t> m_marks; ///< generation in which each pc was last added
-  std::uint64_t m_generation = 0;
-  std::vector<std::uint32_t> m_stack;
-  std::vector<Thread> m_current; ///< scratch thread lists, kept to avoid allocating per search
-  std::vector<Thread> m_following;
+  detail::Program m_program;
+  detail::Matcher m_matcher; ///< scratch state, kept to avoid allocating per search
 };
 
 /// BuildKit's reversePattern: reverses the runes but keeps each `\x` pair in order, so `a\*c`
