@@ -520,6 +520,13 @@ Result<Plan> make_plan(const ParsedDockerfile& parsed, const PlanOptions& option
   plan.directives = parsed.directives;
   plan.build_args = options.build_args;
   plan.warnings = parsed.warnings;
+  if (parsed.directives.syntax) {
+    // BuildKit would fetch this frontend image; minibuild has its frontend built in.
+    plan.warnings.push_back(
+        {"the syntax directive " + quote(*parsed.directives.syntax) +
+             " is recorded but not used: minibuild builds with its own Dockerfile frontend",
+         SourceRange{parsed.file, 0, 0, 0}});
+  }
   const ShellLexer lexer(parsed.directives.escape);
 
   // 1. Typed instructions, split into global ARGs and stages.
