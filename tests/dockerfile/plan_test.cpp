@@ -492,3 +492,12 @@ TEST_CASE("dump_plan shows a child stage's inherited scope") {
         std::string::npos);
   CHECK(dump.find("  from: stage 0 \"a\"  # FROM a\n") != std::string::npos);
 }
+
+TEST_CASE("a syntax directive is recorded and reported as not used") {
+  const Plan plan = plan_ok("# syntax=docker/dockerfile:1.7\nFROM scratch\n");
+  REQUIRE(plan.directives.syntax == "docker/dockerfile:1.7");
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings[0].message.find("\"docker/dockerfile:1.7\" is recorded but not used") !=
+        std::string::npos);
+  CHECK(plan_ok("FROM scratch\n").warnings.empty());
+}
