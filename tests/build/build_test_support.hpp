@@ -2,6 +2,8 @@
 // and a fake base image.
 #pragma once
 
+#include "support/temp_dir.hpp"
+
 #include <minibuild/build/context.hpp>
 #include <minibuild/build/copy.hpp>
 
@@ -24,38 +26,7 @@
 
 namespace minibuild::build::testing {
 
-/// A fresh directory under $TMPDIR (or /tmp), removed with everything in it at scope exit.
-class TempDir {
-public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/minibuild-copy-XXXXXX";
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    m_path = pattern;
-  }
-  ~TempDir() {
-    std::error_code error;
-    // --chmod may have left directories without owner permissions.
-    for (auto it = std::filesystem::recursive_directory_iterator(
-             m_path, std::filesystem::directory_options::skip_permission_denied, error);
-         !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
-      if (it->is_directory(error) && !it->is_symlink(error)) {
-        std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all,
-                                     std::filesystem::perm_options::add, error);
-      }
-    }
-    ::chmod(m_path.c_str(), 0700);
-    std::filesystem::remove_all(m_path, error);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return m_path; }
-  std::string operator/(std::string_view rel) const { return m_path + "/" + std::string(rel); }
-
-private:
-  std::string m_path;
-};
+using TempDir = minibuild::test::TempDir;
 
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
