@@ -19,6 +19,7 @@
 #pragma once
 
 #include "go_unicode.hpp"
+#include "shell_names.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -257,22 +258,6 @@ private:
     }
   }
 
-  static bool is_special_param(Rune ch) {
-    switch (ch) {
-    case '@':
-    case '*':
-    case '#':
-    case '?':
-    case '-':
-    case '$':
-    case '!':
-    case '0':
-      return true;
-    default:
-      return false;
-    }
-  }
-
   std::string process_name() {
     std::string name;
     while (peek() != k_eof) {
@@ -283,7 +268,7 @@ private:
         }
         return name;
       }
-      if (name.empty() && is_special_param(ch)) {
+      if (name.empty() && is_special_parameter(ch)) {
         append(name, next());
         return name;
       }

@@ -9,6 +9,7 @@
 // BuildKit).
 #include "go_unicode.hpp"
 #include "nfa.hpp"
+#include "shell_names.hpp"
 
 #include <minibuild/dockerfile/shell_lexer.hpp>
 
@@ -51,6 +52,7 @@ namespace {
 using detail::Anchor;
 using detail::append_rune;
 using detail::decode_rune;
+using detail::is_special_parameter;
 using detail::k_eof;
 using detail::k_rune_error;
 using detail::Op;
@@ -732,22 +734,6 @@ private:
       append_rune(name, m_scanner.next());
     }
     return name;
-  }
-
-  static bool is_special_parameter(Rune ch) {
-    switch (ch) {
-    case '@':
-    case '*':
-    case '#':
-    case '?':
-    case '-':
-    case '$':
-    case '!':
-    case '0':
-      return true;
-    default:
-      return false;
-    }
   }
 
   std::optional<std::string_view> lookup(const std::string& name) {
