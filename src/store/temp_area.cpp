@@ -58,8 +58,14 @@ Result<void> TempArea::ensure_session() {
 }
 
 Result<std::string> TempArea::new_path(std::string_view prefix) {
+  const std::lock_guard lock(m_mutex);
   MB_TRY(ensure_session());
   return m_session + "/" + std::string(prefix) + "-" + std::to_string(++m_counter);
+}
+
+std::string TempArea::session_path() const {
+  const std::lock_guard lock(m_mutex);
+  return m_session;
 }
 
 Result<std::size_t> TempArea::clean_stale() {
@@ -67,7 +73,7 @@ Result<std::size_t> TempArea::clean_stale() {
   std::size_t removed = 0;
   for (const auto& entry : entries) {
     const std::string path = std::string(k_dir) + "/" + entry.name;
-    if (path == m_session) {
+    if (path == session_path()) {
       continue;
     }
     if (entry.type == EntryType::directory) {

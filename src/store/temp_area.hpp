@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -30,7 +31,9 @@ public:
   TempArea& operator=(const TempArea&) = delete;
 
   /// A fresh, unused relative path inside the session directory ("tmp/123-ab…/blob-4"); creates
-  /// the session directory on first use. Nothing is created at the returned path.
+  /// the session directory on first use. Nothing is created at the returned path. Thread-safe:
+  /// this is what lets several threads of one process open blob writers and unpack layers on
+  /// one Store at the same time (parallel pulls).
   Result<std::string> new_path(std::string_view prefix);
 
   /// Removes every entry of tmp/ except live sessions (those whose flock is held, including
@@ -39,6 +42,9 @@ public:
 
 private:
   Result<void> ensure_session();
+  std::string session_path() const;
+
+  mutable std::mutex m_mutex; // guards m_session, m_lock, m_counter
 
   StoreFs& m_fs;
   std::string m_session; // relative path, empty until first use

@@ -54,9 +54,13 @@ private:
   LockMode m_mode = LockMode::shared;
 };
 
-/// An open store. Owns its StoreFs and this process's temporary area. Not thread-safe: one
-/// Store per thread (flock locks belong to the open file, so two Store objects in one process
-/// exclude each other exactly like two processes do).
+/// An open store. Owns its StoreFs and this process's temporary area. Not thread-safe, with one
+/// exception that parallel pulls rely on: on the real filesystem, blobs().open_writer / stat /
+/// get (each writer or reader then used by one thread) and layers().unpack / unpack_blob / stat
+/// may be called from several threads at once, because they share only the temporary area
+/// (whose new_path() is locked) and make every entry visible with an atomic rename. Everything
+/// else (names, gc, fsck, lock) belongs to one thread. Two Store objects in one process exclude
+/// each other exactly like two processes do (flock locks belong to the open file).
 class Store {
 public:
   /// Opens the store behind `fs`: checks the format file (refusing, with Code::unsupported, a
