@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <set>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -185,9 +186,7 @@ Result<LoadedImage> load_image(store::Store& store, const std::string& reference
     }
   }
   if (!found) {
-    return fail(Code::not_found, "image " + reference +
-                                     " is not in the local store; pulling comes with the "
-                                     "registry client");
+    return fail(Code::not_found, "image " + reference + " is not in the local store");
   }
   MB_TRY_ASSIGN(std::string bytes, read_blob(store, image.manifest_digest, "manifest"));
   auto manifest = oci::parse<oci::ImageManifest>(bytes);
@@ -402,6 +401,8 @@ private:
   Result<void> copy_step(StageState& st, const Command& command, const Instruction& expanded);
   Result<void> arg_step(StageState& st, const Instruction& instruction);
   Result<void> ensure_rootfs(StageState& st);
+  Result<LoadedImage> resolve_image(const std::string& reference,
+                                    const dockerfile::Platform& platform);
   Result<std::string> source_root(StageState& st, const std::string& from,
                                   const SourceRange& location);
   Result<oci::Descriptor> export_staging(const std::string& staging_rel, const Owner& owner,
@@ -426,6 +427,7 @@ private:
   dockerfile::ShellLexer m_lexer;
   std::map<int, StageState> m_stages;
   std::map<std::string, std::string> m_image_roots; ///< COPY --from=<image>: rootfs (rel)
+  std::set<std::string> m_fetched; ///< "reference platform" already fetched in this build
   int m_vertices = 0;
   std::map<int, std::chrono::steady_clock::time_point> m_started;
 };
@@ -533,7 +535,7 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
     break;
   }
   case SourceKind::image: {
-    auto loaded = load_image(m_store, stage.base.image, stage.platform);
+    auto loaded = resolve_image(stage.base.image, stage.platform);
     if (!loaded) {
       return fail(std::move(loaded).error().at(stage.location));
     }
@@ -690,6 +692,26 @@ Result<void> Executor::arg_step(StageState& st, const Instruction& instruction) 
   return {};
 }
 
+// The store's copy of an image, fetched first (--pull=always) or when the store lacks it
+// (--pull=missing), at most once per reference and platform in a build.
+Result<LoadedImage> Executor::resolve_image(const std::string& reference,
+                                            const dockerfile::Platform& platform) {
+  const std::string key = reference + " " + oci::to_string(platform);
+  const bool can_fetch = m_options.fetch_image && !m_fetched.contains(key);
+  if (can_fetch && m_options.always_fetch) {
+    m_fetched.insert(key);
+    MB_TRY(m_options.fetch_image(reference, platform));
+    return load_image(m_store, reference, platform);
+  }
+  auto loaded = load_image(m_store, reference, platform);
+  if (loaded || loaded.error().code() != Code::not_found || !can_fetch) {
+    return loaded;
+  }
+  m_fetched.insert(key);
+  MB_TRY(m_options.fetch_image(reference, platform));
+  return load_image(m_store, reference, platform);
+}
+
 Result<void> Executor::ensure_rootfs(StageState& st) {
   if (st.root) {
     return {};
@@ -752,7 +774,7 @@ Result<std::string> Executor::source_root(StageState& st, const std::string& fro
     if (const auto cached = m_image_roots.find(source->image); cached != m_image_roots.end()) {
       return m_scratch->absolute(cached->second);
     }
-    MB_TRY_ASSIGN(LoadedImage image, load_image(m_store, source->image, st.stage->platform));
+    MB_TRY_ASSIGN(LoadedImage image, resolve_image(source->image, st.stage->platform));
     std::vector<oci::Descriptor> layers = image.manifest.layers;
     MB_TRY_ASSIGN(std::string rel, m_scratch->new_dir("image"));
     MB_TRY_CONTEXT(

@@ -6,8 +6,8 @@
 //   - a stage starts from scratch, from an earlier stage's result, or from an image already in
 //     the store by name (index → manifest for the stage platform → config). The base's layers,
 //     history and rootfs are carried over untouched; only the config fields BuildKit rewrites
-//     change (image_config_builder.hpp). An image that is not in the store fails with
-//     Code::not_found (pulling comes with the registry client).
+//     change (image_config_builder.hpp). An image that is not in the store is fetched
+//     through ExecutorOptions::fetch_image (the registry pull) when one is given.
 //   - ONBUILD triggers of the base (an image's OnBuild, or an earlier stage's ONBUILD lines) run
 //     first, as if written after FROM.
 //   - variables expand in the base image's Env plus the stage's ARG/ENV scope
@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,6 +96,13 @@ struct ExecutorOptions {
   std::map<std::string, std::string> labels;
   bool no_cache = false;            ///< accepted; there is no cache yet
   ProgressSink* progress = nullptr; ///< may be null
+  /// Brings an image into the store (the registry pull): called with the reference as written
+  /// in FROM or `COPY --from` and the stage's platform. Null: images must already be stored.
+  std::function<Result<void>(const std::string& reference, const oci::Platform& platform)>
+      fetch_image;
+  /// --pull=always: fetch every image reference once per build before using the stored copy.
+  /// Otherwise (--pull=missing) fetch only a reference the store cannot resolve.
+  bool always_fetch = false;
 };
 
 /// What a build produced. The image id (as docker shows it) is the config digest.
