@@ -14,6 +14,8 @@ packages=(
   zlib1g-dev libzstd-dev libcli11-dev libexpected-dev
   # tests: Catch2, and independent OCI tools that check what minibuild writes
   catch2 umoci skopeo busybox-static python3
+  # tests against real registries (integration/registry_lib.sh): registry, TLS, htpasswd, tokens
+  docker-registry apache2-utils openssl python3-cryptography curl
   # benchmarks (bench/): the peers minibuild's layer export is compared with
   pigz zstd
   # fuzzing (cmake -DMINIBUILD_FUZZ=ON with clang)
