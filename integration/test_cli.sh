@@ -54,8 +54,13 @@ run_mb parse -f "$work_dir/missing.Dockerfile"
 expect_rc 3 "a missing Dockerfile is not_found"
 expect_contains "$err" "missing.Dockerfile" "the error names the Dockerfile"
 
-run_mb pull alpine
+run_mb run alpine
 expect_rc 7 "planned commands exit 7"
+run_mb pull "Not/A:Valid:Reference"
+expect_rc 2 "an invalid image reference is a usage error"
+expect_contains "$err" "Not/A:Valid:Reference" "the error quotes the reference"
+run_mb push no-such-image:1 localhost:1/x:1
+expect_rc 3 "pushing an image that is not stored is not_found"
 
 # Dockerfile errors: exit 2, file:line:column, the line and a caret.
 printf 'FROM scratch\nRUNN echo hi\n' >"$ctx/Dockerfile"

@@ -90,6 +90,10 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
   command.add_option("--compression-level", options.compression_level, "Compression level");
   command.add_option("--pull", options.pull, "Base images: missing (default), always, never")
       ->check(CLI::IsMember({"missing", "always", "never"}));
+  command
+      .add_option("--max-concurrent-downloads", options.max_concurrent_downloads,
+                  "Layers of base images downloaded at once (default 4)")
+      ->check(CLI::Range(1, 64));
   command.add_option("--label", options.labels, "Add a label KEY=VALUE to the image")
       ->allow_extra_args(false);
   command.add_flag("-q,--quiet", options.quiet, "Print only the image id");
@@ -163,35 +167,45 @@ int run(int argc, char* argv[]) {
   version->add_option("--format", version_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
 
+  PullCommandOptions pull_options;
+  auto* pull = app.add_subcommand("pull", "Pull an image from a registry");
+  pull->add_option("image", pull_options.image, "Image reference")->required();
+  pull->add_option("--platform", pull_options.platform,
+                   "Platform os/arch[/variant] (default: the host's)");
+  pull->add_option("--max-concurrent-downloads", pull_options.max_concurrent_downloads,
+                   "Layers downloaded at once (default 4)")
+      ->check(CLI::Range(1, 64));
+  pull->add_flag("-q,--quiet", pull_options.quiet, "Print only the image id");
+
+  PushCommandOptions push_options;
+  auto* push = app.add_subcommand("push", "Push an image to a registry");
+  push->add_option("image", push_options.image, "Local image name or id")->required();
+  push->add_option("destination", push_options.destination,
+                   "Destination REGISTRY/REPO[:TAG] (default: the name)");
+  push->add_flag("-q,--quiet", push_options.quiet, "Print only the pushed digest");
+  push->add_option("--digestfile", push_options.digestfile, "Write the pushed digest here");
+
+  LoginOptions login_options;
+  auto* login = app.add_subcommand("login", "Save credentials for a registry");
+  login->add_option("server", login_options.server, "Registry host[:port]")->required();
+  login->add_option("-u,--username", login_options.username, "User name");
+  login->add_option("-p,--password", login_options.password,
+                    "Password (visible in the process list: prefer --password-stdin)");
+  login->add_flag("--password-stdin", login_options.password_stdin, "Read the password from stdin");
+
+  LogoutOptions logout_options;
+  auto* logout = app.add_subcommand("logout", "Remove saved credentials for a registry");
+  logout->add_option("server", logout_options.server, "Registry host[:port]")->required();
+
   // Commands whose options are final but whose implementation lands with later issues.
   PlannedOptions later;
   std::vector<PlannedCommand> planned;
   {
-    auto* pull = app.add_subcommand("pull", "Pull an image from a registry");
-    pull->add_option("image", later.pull.image, "Image reference")->required();
-    pull->add_option("--platform", later.pull.platform, "Platform os/arch[/variant]");
-    planned.push_back({pull, "the registry client"});
-
-    auto* push = app.add_subcommand("push", "Push an image to a registry");
-    push->add_option("image", later.push.image, "Local image name")->required();
-    push->add_option("destination", later.push.destination, "Destination (default: the name)");
-    planned.push_back({push, "the registry client"});
-
     auto* run_command = app.add_subcommand("run", "Run a command in a container of an image");
     run_command->add_option("image", later.run.image, "Image")->required();
     run_command->add_option("command", later.run.command, "Command and arguments");
     run_command->add_flag("--rm", later.run.remove, "Remove the container afterwards");
     planned.push_back({run_command, "rootless RUN"});
-
-    auto* login = app.add_subcommand("login", "Save credentials for a registry");
-    login->add_option("server", later.login.server, "Registry host")->required();
-    login->add_option("-u,--username", later.login.username, "User name");
-    login->add_flag("--password-stdin", later.login.password_stdin, "Read the password from stdin");
-    planned.push_back({login, "the registry client"});
-
-    auto* logout = app.add_subcommand("logout", "Remove saved credentials for a registry");
-    logout->add_option("server", later.logout.server, "Registry host")->required();
-    planned.push_back({logout, "the registry client"});
   }
 
   // The store commands (command_store.hpp).
@@ -268,6 +282,14 @@ int run(int argc, char* argv[]) {
     outcome = run_fsck(context, fsck_options);
   } else if (save->parsed()) {
     outcome = run_save(context, save_options);
+  } else if (pull->parsed()) {
+    outcome = run_pull(context, pull_options);
+  } else if (push->parsed()) {
+    outcome = run_push(context, push_options);
+  } else if (login->parsed()) {
+    outcome = run_login(context, login_options);
+  } else if (logout->parsed()) {
+    outcome = run_logout(context, logout_options);
   } else {
     for (const auto& command : planned) {
       if (command.app->parsed()) {

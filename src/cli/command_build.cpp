@@ -3,6 +3,7 @@
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
+#include "registry_access.hpp"
 #include "store_access.hpp"
 
 #include <minibuild/build/context.hpp>
@@ -10,6 +11,7 @@
 #include <minibuild/build/outputs.hpp>
 #include <minibuild/dockerfile/parser.hpp>
 #include <minibuild/layer/export.hpp>
+#include <minibuild/registry/reference.hpp>
 #include <minibuild/store/name_store.hpp>
 #include <minibuild/store/store.hpp>
 
@@ -113,15 +115,7 @@ Result<void> write_iidfile(const std::string& path, const std::string& id) {
 } // namespace
 
 Result<void> run_build(Context& context, const BuildOptions& options) {
-  // What this version cannot do fails before any work.
-  if (options.push) {
-    return fail(Code::unsupported,
-                "--push needs the registry client, which is not implemented yet");
-  }
-  if (options.pull == "always") {
-    return fail(Code::unsupported,
-                "--pull=always needs the registry client, which is not implemented yet");
-  }
+  // What this version cannot do, and what cannot work, fails before any work.
   if (options.squash) {
     return fail(Code::unsupported, "--squash is not implemented yet");
   }
@@ -142,9 +136,18 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   }
 
   build::ExecutorOptions executor_options;
+  std::vector<registry::Reference> push_destinations;
   for (const auto& tag : options.tags) {
     MB_TRY_ASSIGN(std::string name, tag_name(tag));
+    if (options.push) {
+      // Every name must be pushable before the build starts, not after it ran for an hour.
+      MB_TRY_CONTEXT(registry::parse_reference(name), "--push -t " + tag);
+      push_destinations.push_back(*registry::parse_reference(name));
+    }
     executor_options.tags.push_back(std::move(name));
+  }
+  if (options.push && push_destinations.empty()) {
+    return fail(Code::usage, "--push needs at least one -t REGISTRY/REPOSITORY[:TAG]");
   }
   MB_TRY_ASSIGN(executor_options.compression, compression_of(options.compression));
   executor_options.compression_level = options.compression_level;
@@ -167,6 +170,27 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   context_options.dockerfile_path = path == "-" ? std::string() : path;
   MB_TRY_ASSIGN(build::BuildContext build_context,
                 build::BuildContext::open(options.context, context_options));
+
+  // Base images missing from the store (or every one, with --pull=always) come from their
+  // registries; the registry plumbing is set up on first use only.
+  std::unique_ptr<RegistryAccess> access;
+  auto registry_access = [&]() -> Result<RegistryAccess*> {
+    if (!access) {
+      MB_TRY_ASSIGN(access, RegistryAccess::open(context));
+    }
+    return access.get();
+  };
+  if (options.pull != "never") {
+    executor_options.always_fetch = options.pull == "always";
+    executor_options.fetch_image = [&](const std::string& reference_text,
+                                       const oci::Platform& platform) -> Result<void> {
+      MB_TRY_ASSIGN(registry::Reference reference, registry::parse_reference(reference_text));
+      MB_TRY_ASSIGN(RegistryAccess * registries, registry_access());
+      MB_TRY(pull_into_store(context, *registries, *store, reference, platform, quiet,
+                             options.max_concurrent_downloads));
+      return {};
+    };
+  }
   MB_TRY_ASSIGN(build::BuildResult result,
                 build::execute(plan, build_context, *store, executor_options));
 
@@ -184,6 +208,15 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   }
   if (!options.iidfile.empty()) {
     MB_TRY(write_iidfile(options.iidfile, image_id));
+  }
+  for (const auto& destination : push_destinations) {
+    oci::Descriptor image;
+    image.digest = result.manifest_digest;
+    image.media_type = result.manifest.media_type;
+    MB_TRY_ASSIGN(auto stat, store->blobs().stat(result.manifest_digest));
+    image.size = stat ? static_cast<std::int64_t>(stat->size) : 0;
+    MB_TRY_ASSIGN(RegistryAccess * registries, registry_access());
+    MB_TRY(push_from_store(*registries, *store, image, destination, quiet));
   }
   if (quiet && !stdout_taken) {
     std::printf("%s\n", image_id.c_str());

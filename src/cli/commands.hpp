@@ -36,5 +36,9 @@ private:
 Result<void> run_build(Context& context, const BuildOptions& options);
 Result<void> run_parse(Context& context, const ParseOptions& options);
 Result<void> run_version(Context& context, const std::string& format);
+Result<void> run_pull(Context& context, const PullCommandOptions& options);
+Result<void> run_push(Context& context, const PushCommandOptions& options);
+Result<void> run_login(Context& context, const LoginOptions& options);
+Result<void> run_logout(Context& context, const LogoutOptions& options);
 
 } // namespace minibuild::cli

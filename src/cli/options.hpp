@@ -38,7 +38,8 @@ struct BuildOptions {
   std::optional<long long> source_date_epoch;
   std::string compression = "gzip";
   std::optional<int> compression_level;
-  std::string pull = "missing";    ///< missing|always|never
+  std::string pull = "missing"; ///< missing|always|never
+  int max_concurrent_downloads = 4;
   std::vector<std::string> labels; ///< --label KEY=VALUE
   bool quiet = false;
 };
@@ -55,27 +56,43 @@ struct ParseOptions {
 
 namespace minibuild::cli {
 
-/// Options of the commands that later issues implement (registry, run); declared now so that
-/// `--help` already shows their final shape.
+/// `minibuild pull`.
+struct PullCommandOptions {
+  std::string image;
+  std::string platform; ///< os/arch[/variant]; empty = the host's
+  int max_concurrent_downloads = 4;
+  bool quiet = false;
+};
+
+/// `minibuild push NAME [DEST]`.
+struct PushCommandOptions {
+  std::string image;
+  std::string destination; ///< empty = the name itself
+  bool quiet = false;
+  std::string digestfile; ///< write the pushed digest here
+};
+
+/// `minibuild login [-u USER] [--password-stdin] SERVER`.
+struct LoginOptions {
+  std::string server;
+  std::string username;
+  std::string password; ///< -p: accepted as docker does, with a warning
+  bool password_stdin = false;
+};
+
+/// `minibuild logout SERVER`.
+struct LogoutOptions {
+  std::string server;
+};
+
+/// Options of the commands that later issues implement (run); declared now so that `--help`
+/// already shows their final shape.
 struct PlannedOptions {
-  struct {
-    std::string image, platform;
-  } pull;
-  struct {
-    std::string image, destination;
-  } push;
   struct {
     std::string image;
     std::vector<std::string> command;
     bool remove = false;
   } run;
-  struct {
-    std::string server, username;
-    bool password_stdin = false;
-  } login;
-  struct {
-    std::string server;
-  } logout;
 };
 
 } // namespace minibuild::cli

@@ -1,0 +1,267 @@
+// Registry plumbing shared by pull, push, login and build (registry_access.hpp).
+#include "registry_access.hpp"
+
+#include "store_access.hpp"
+#include "store_format.hpp"
+
+#include <minibuild/registry/credentials.hpp>
+#include <minibuild/registry/hosts.hpp>
+#include <minibuild/store/name_store.hpp>
+#include <minibuild/store/store.hpp>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdlib>
+#include <set>
+
+namespace minibuild::cli {
+
+Result<std::unique_ptr<RegistryAccess>>
+RegistryAccess::open(const Context& context, std::optional<registry::Credentials> credentials) {
+  std::unique_ptr<RegistryAccess> access(new RegistryAccess());
+  access->m_hosts.extra_ca_files = context.global().registry_ca_files;
+  access->m_hosts.insecure_registries = context.global().insecure_registries;
+  // Rootless podman also reads the user's own certs.d; so do we, first (docs/registry.md).
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    access->m_hosts.certs_dirs.insert(access->m_hosts.certs_dirs.begin(),
+                                      std::string(home) + "/.config/containers/certs.d");
+  }
+  access->m_environment = registry::CredentialEnvironment::from_process();
+  access->m_debug = context.global().debug;
+  MB_TRY_ASSIGN(access->m_transport, registry::make_curl_transport());
+  registry::CredentialEnvironment environment = access->m_environment;
+  access->m_auth = std::make_unique<registry::Authenticator>(
+      *access->m_transport,
+      [environment,
+       credentials](std::string_view domain) -> Result<std::optional<registry::Credentials>> {
+        if (credentials) {
+          return credentials;
+        }
+        return registry::find_credentials(environment, domain);
+      });
+  return access;
+}
+
+Result<registry::RegistryClient*> RegistryAccess::client_for(const registry::Reference& reference) {
+  return client_for_domain(reference.domain);
+}
+
+Result<registry::RegistryClient*> RegistryAccess::client_for_domain(const std::string& domain) {
+  registry::Reference target;
+  target.domain = domain;
+  const std::string host = target.api_host();
+  if (auto found = m_clients.find(host); found != m_clients.end()) {
+    return found->second.get();
+  }
+  MB_TRY_ASSIGN(registry::HostSettings settings, registry::resolve_host(m_hosts, host));
+  registry::ClientOptions options;
+  // Retries are worth a line on stderr: a CI log then shows why a pull was slow.
+  options.log = [](std::string_view line) {
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  };
+  auto client = std::make_unique<registry::RegistryClient>(*m_transport, *m_auth,
+                                                           std::move(settings), domain, options);
+  auto* raw = client.get();
+  m_clients.emplace(host, std::move(client));
+  return raw;
+}
+
+namespace {
+
+std::string short_digest(const oci::Digest& digest) {
+  return digest.hex().substr(0, 12);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string rate(std::uint64_t bytes, double seconds) {
+  if (seconds <= 0.0) {
+    return "-";
+  }
+  return human_size(static_cast<std::uint64_t>(static_cast<double>(bytes) / seconds)) + "/s";
+}
+
+} // namespace
+
+PullDisplay::PullDisplay(std::FILE* out, bool tty) : m_out(out), m_tty(tty) {}
+
+void PullDisplay::resolved(const registry::Reference& reference, const oci::Digest& manifest,
+                           std::size_t layers, std::uint64_t total_bytes) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "pulling %s (%s): %zu layers, %s\n", reference.to_string().c_str(),
+               manifest.to_string().c_str(), layers, human_size(total_bytes).c_str());
+}
+
+void PullDisplay::layer_present(const oci::Descriptor& layer) {
+  std::lock_guard lock(m_mutex);
+  auto& entry = m_layers[layer.digest.to_string()];
+  if (entry.state.empty()) {
+    m_order.push_back(layer.digest.to_string());
+  }
+  entry.size = static_cast<std::uint64_t>(layer.size);
+  entry.state = "exists";
+  if (!m_tty) {
+    std::fprintf(m_out, "layer %s: already in the store\n", short_digest(layer.digest).c_str());
+  }
+  redraw_locked(true);
+}
+
+void PullDisplay::layer_started(const oci::Descriptor& layer) {
+  std::lock_guard lock(m_mutex);
+  auto& entry = m_layers[layer.digest.to_string()];
+  if (entry.state.empty()) {
+    m_order.push_back(layer.digest.to_string());
+  }
+  entry.size = static_cast<std::uint64_t>(layer.size);
+  entry.done = 0;
+  entry.state = "downloading";
+  entry.started = std::chrono::steady_clock::now();
+  if (!m_tty) {
+    std::fprintf(m_out, "layer %s: downloading %s\n", short_digest(layer.digest).c_str(),
+                 human_size(entry.size).c_str());
+  }
+  redraw_locked(true);
+}
+
+void PullDisplay::layer_progress(const oci::Descriptor& layer, std::uint64_t bytes) {
+  std::lock_guard lock(m_mutex);
+  m_layers[layer.digest.to_string()].done = bytes;
+  redraw_locked(false);
+}
+
+void PullDisplay::layer_done(const oci::Descriptor& layer) {
+  std::lock_guard lock(m_mutex);
+  auto& entry = m_layers[layer.digest.to_string()];
+  entry.done = entry.size;
+  entry.state = "done";
+  if (!m_tty) {
+    const double seconds = seconds_since(entry.started);
+    std::fprintf(m_out, "layer %s: done %s in %.1fs (%s)\n", short_digest(layer.digest).c_str(),
+                 human_size(entry.size).c_str(), seconds, rate(entry.size, seconds).c_str());
+  }
+  redraw_locked(true);
+}
+
+void PullDisplay::layer_retry(const oci::Descriptor& layer, std::string_view reason) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "layer %s: retrying from the start: %.*s\n",
+               short_digest(layer.digest).c_str(), static_cast<int>(reason.size()), reason.data());
+  m_drawn_lines = 0;
+}
+
+// On a terminal the layer lines are redrawn in place (cursor up, clear line), at most ten
+// times a second unless a layer changed state.
+void PullDisplay::redraw_locked(bool force) {
+  if (!m_tty) {
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - m_last_draw < std::chrono::milliseconds(100)) {
+    return;
+  }
+  m_last_draw = now;
+  if (m_drawn_lines > 0) {
+    std::fprintf(m_out, "\x1b[%dA", m_drawn_lines);
+  }
+  for (const auto& digest : m_order) {
+    const auto& entry = m_layers[digest];
+    std::string line = digest.substr(7, 12) + ": ";
+    if (entry.state == "downloading") {
+      line += human_size(entry.done) + " / " + human_size(entry.size) + "  " +
+              rate(entry.done, seconds_since(entry.started));
+    } else if (entry.state == "exists") {
+      line += "already in the store";
+    } else {
+      line += entry.state + " " + human_size(entry.size);
+    }
+    std::fprintf(m_out, "\x1b[2K%s\n", line.c_str());
+  }
+  m_drawn_lines = static_cast<int>(m_order.size());
+  std::fflush(m_out);
+}
+
+void PullDisplay::finish(const registry::PulledImage& image) {
+  std::lock_guard lock(m_mutex);
+  const double seconds = seconds_since(m_start);
+  std::fprintf(m_out, "pulled %s: %s downloaded in %.1fs (%s), %zu layers already present\n",
+               image.reference.to_string().c_str(), human_size(image.downloaded_bytes).c_str(),
+               seconds, rate(image.downloaded_bytes, seconds).c_str(), image.layers_present);
+}
+
+void PushDisplay::blob_skipped(const oci::Descriptor& blob) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "blob %s: already in the registry\n", short_digest(blob.digest).c_str());
+}
+
+void PushDisplay::blob_mounted(const oci::Descriptor& blob, std::string_view from) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "blob %s: mounted from %.*s\n", short_digest(blob.digest).c_str(),
+               static_cast<int>(from.size()), from.data());
+}
+
+void PushDisplay::blob_started(const oci::Descriptor& blob) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "blob %s: uploading %s\n", short_digest(blob.digest).c_str(),
+               human_size(static_cast<std::uint64_t>(blob.size)).c_str());
+}
+
+void PushDisplay::blob_done(const oci::Descriptor& blob) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "blob %s: done\n", short_digest(blob.digest).c_str());
+}
+
+void PushDisplay::manifest_pushed(const oci::Descriptor& manifest, std::string_view reference) {
+  std::lock_guard lock(m_mutex);
+  std::fprintf(m_out, "pushed %.*s: %s\n", static_cast<int>(reference.size()), reference.data(),
+               manifest.digest.to_string().c_str());
+}
+
+Result<registry::PulledImage> pull_into_store(const Context& context, RegistryAccess& access,
+                                              store::Store& store,
+                                              const registry::Reference& reference,
+                                              const oci::Platform& platform, bool quiet,
+                                              int max_concurrent_downloads) {
+  MB_TRY_ASSIGN(registry::RegistryClient * client, access.client_for(reference));
+  PullDisplay display(stderr, context.stderr_is_tty());
+  registry::PullOptions options;
+  options.platform = platform;
+  options.max_concurrent_downloads = max_concurrent_downloads;
+  options.progress = quiet ? nullptr : &display;
+  auto pulled = registry::pull_image(*client, store, reference, options);
+  if (!pulled) {
+    return fail(std::move(pulled).error().wrap("pull " + reference.to_string()));
+  }
+  if (!quiet) {
+    display.finish(*pulled);
+  }
+  return pulled;
+}
+
+Result<registry::PushedImage> push_from_store(RegistryAccess& access, store::Store& store,
+                                              const oci::Descriptor& image,
+                                              const registry::Reference& destination, bool quiet) {
+  MB_TRY_ASSIGN(registry::RegistryClient * client, access.client_for(destination));
+  registry::PushOptions options;
+  // Other repositories of the same registry that this store has images from may already hold
+  // the base layers: the registry can mount them instead of receiving them again.
+  MB_TRY_ASSIGN(auto names, store.names().list());
+  std::set<std::string> seen;
+  for (const auto& named : names) {
+    auto parsed = registry::parse_reference(named.name);
+    if (parsed && parsed->domain == destination.domain && parsed->path != destination.path &&
+        seen.insert(parsed->path).second && options.mount_from.size() < 3) {
+      options.mount_from.push_back(parsed->path);
+    }
+  }
+  PushDisplay display(stderr);
+  options.progress = quiet ? nullptr : &display;
+  auto pushed = registry::push_image(*client, store, image, destination, options);
+  if (!pushed) {
+    return fail(std::move(pushed).error().wrap("push " + destination.to_string()));
+  }
+  return pushed;
+}
+
+} // namespace minibuild::cli

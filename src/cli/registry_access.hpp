@@ -1,0 +1,115 @@
+// How CLI commands reach registries: one transport, one authenticator and one client per
+// registry host for the whole command, configured from the global options (--registry-ca,
+// --insecure-registry) and the credential files (registry/credentials.hpp).
+#pragma once
+
+#include "commands.hpp"
+
+#include <minibuild/registry/auth.hpp>
+#include <minibuild/registry/client.hpp>
+#include <minibuild/registry/http.hpp>
+#include <minibuild/registry/pull.hpp>
+#include <minibuild/registry/push.hpp>
+#include <minibuild/registry/reference.hpp>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace minibuild::store {
+class Store;
+}
+
+namespace minibuild::cli {
+
+class RegistryAccess {
+public:
+  /// Reads the credential environment of this process; creates no connection yet. With
+  /// `credentials`, every registry gets those instead of the configured ones (login checks
+  /// new credentials before saving them).
+  static Result<std::unique_ptr<RegistryAccess>>
+  open(const Context& context, std::optional<registry::Credentials> credentials = std::nullopt);
+
+  /// The client for the registry a reference names (created on first use).
+  Result<registry::RegistryClient*> client_for(const registry::Reference& reference);
+  /// The client for a registry domain ("docker.io", "localhost:5000").
+  Result<registry::RegistryClient*> client_for_domain(const std::string& domain);
+
+  const registry::CredentialEnvironment& environment() const { return m_environment; }
+
+private:
+  RegistryAccess() = default;
+
+  registry::HostsConfig m_hosts;
+  registry::CredentialEnvironment m_environment;
+  std::unique_ptr<registry::HttpTransport> m_transport;
+  std::unique_ptr<registry::Authenticator> m_auth;
+  std::map<std::string, std::unique_ptr<registry::RegistryClient>> m_clients;
+  bool m_debug = false;
+};
+
+/// Pull progress for a terminal (a redrawn block of per-layer lines) or a log (plain lines:
+/// one when a layer starts, one when it is done, with size and rate).
+class PullDisplay : public registry::PullProgress {
+public:
+  PullDisplay(std::FILE* out, bool tty);
+  void resolved(const registry::Reference& reference, const oci::Digest& manifest,
+                std::size_t layers, std::uint64_t total_bytes) override;
+  void layer_present(const oci::Descriptor& layer) override;
+  void layer_started(const oci::Descriptor& layer) override;
+  void layer_progress(const oci::Descriptor& layer, std::uint64_t bytes) override;
+  void layer_done(const oci::Descriptor& layer) override;
+  void layer_retry(const oci::Descriptor& layer, std::string_view reason) override;
+  /// Prints the closing line (total bytes, time, rate).
+  void finish(const registry::PulledImage& image);
+
+private:
+  struct Layer {
+    std::uint64_t size = 0;
+    std::uint64_t done = 0;
+    std::string state; // "waiting", "downloading", "done", "exists"
+    std::chrono::steady_clock::time_point started;
+  };
+  void redraw_locked(bool force);
+
+  std::FILE* m_out;
+  bool m_tty;
+  std::mutex m_mutex;
+  std::vector<std::string> m_order; // digests in manifest order as they appear
+  std::map<std::string, Layer> m_layers;
+  std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point m_last_draw{};
+  int m_drawn_lines = 0;
+};
+
+/// Push progress as plain lines.
+class PushDisplay : public registry::PushProgress {
+public:
+  explicit PushDisplay(std::FILE* out) : m_out(out) {}
+  void blob_skipped(const oci::Descriptor& blob) override;
+  void blob_mounted(const oci::Descriptor& blob, std::string_view from) override;
+  void blob_started(const oci::Descriptor& blob) override;
+  void blob_done(const oci::Descriptor& blob) override;
+  void manifest_pushed(const oci::Descriptor& manifest, std::string_view reference) override;
+
+private:
+  std::FILE* m_out;
+  std::mutex m_mutex;
+};
+
+/// Pulls `reference` into `store` for `platform`, showing progress on stderr unless `quiet`.
+Result<registry::PulledImage> pull_into_store(const Context& context, RegistryAccess& access,
+                                              store::Store& store,
+                                              const registry::Reference& reference,
+                                              const oci::Platform& platform, bool quiet,
+                                              int max_concurrent_downloads);
+
+/// Pushes the stored image `image` (manifest or index) to `destination`.
+Result<registry::PushedImage> push_from_store(RegistryAccess& access, store::Store& store,
+                                              const oci::Descriptor& image,
+                                              const registry::Reference& destination, bool quiet);
+
+} // namespace minibuild::cli
