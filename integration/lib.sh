@@ -48,6 +48,13 @@ expect_contains() {
   fi
 }
 
+expect_equal() {
+  local got=$1 want=$2 description=$3
+  if [ "$got" = "$want" ]; then pass "$description"; else
+    failed "$description: got \"${got:0:300}\", wanted \"${want:0:300}\""
+  fi
+}
+
 finish() {
   echo "$checks_passed passed, $checks_failed failed"
   [ "$checks_failed" -eq 0 ]

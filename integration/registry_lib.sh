@@ -50,6 +50,11 @@
 #     Like push_test_image with a two-platform OCI index (linux/amd64, linux/arm64), each image
 #     holding /platform.txt = "linux/ARCH\n", copied with `skopeo copy --all`.
 
+# registry_require_tools
+#     Skips the test (exit 77, with the reason) unless it runs as root and docker-registry,
+#     skopeo, htpasswd, openssl, curl, setpriv, Debian's python3 with cryptography and
+#     busybox-static are there. Every registry test calls it first.
+
 # Set by lib.sh, read here.
 : "${work_dir:?source lib.sh before registry_lib.sh}"
 registry_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -395,3 +400,14 @@ _rl_push() {
 
 push_test_image() { _rl_push image "$@"; }
 push_test_index() { _rl_push index "$@"; }
+
+registry_require_tools() {
+  [ "$(id -u)" -eq 0 ] || skip "not root: the registry integration tests run as root only"
+  local tool
+  for tool in docker-registry skopeo htpasswd openssl curl setpriv; do
+    command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/setup.sh installs it)"
+  done
+  "$registry_python" -c 'import cryptography' 2>/dev/null ||
+    skip "$registry_python lacks the cryptography module (apt-get install python3-cryptography)"
+  [ -r /bin/busybox ] || skip "/bin/busybox is missing (apt-get install busybox-static)"
+}

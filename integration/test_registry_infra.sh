@@ -9,22 +9,8 @@
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip "not root: the registry integration tests run as root only"
-for tool in docker-registry skopeo htpasswd openssl curl setpriv; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/setup.sh installs it)"
-done
-/usr/bin/python3 -c 'import cryptography' 2>/dev/null ||
-  skip "/usr/bin/python3 lacks the cryptography module (apt-get install python3-cryptography)"
-[ -r /bin/busybox ] || skip "/bin/busybox is missing (apt-get install busybox-static)"
-
 source "$(dirname "$0")/registry_lib.sh"
-
-expect_equal() {
-  local got=$1 want=$2 description=$3
-  if [ "$got" = "$want" ]; then pass "$description"; else
-    failed "$description: got \"${got:0:300}\", wanted \"${want:0:300}\""
-  fi
-}
+registry_require_tools
 
 # check DESCRIPTION CMD...: passes when CMD succeeds; otherwise shows its stderr.
 check() {

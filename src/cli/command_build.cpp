@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 namespace minibuild::cli {
 
@@ -100,16 +99,6 @@ Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::s
     labels[key] = eq == std::string::npos ? std::string() : value.substr(eq + 1);
   }
   return labels;
-}
-
-Result<void> write_iidfile(const std::string& path, const std::string& id) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << id;
-  out.close();
-  if (!out) {
-    return fail(Code::io, "write --iidfile \"" + path + "\"");
-  }
-  return {};
 }
 
 } // namespace
@@ -207,7 +196,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
     stdout_taken = stdout_taken || spec.dest == "-";
   }
   if (!options.iidfile.empty()) {
-    MB_TRY(write_iidfile(options.iidfile, image_id));
+    MB_TRY(write_result_file("--iidfile", options.iidfile, image_id));
   }
   for (const auto& destination : push_destinations) {
     oci::Descriptor image;

@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <termios.h>
 #include <unistd.h>
@@ -82,16 +81,6 @@ Result<std::string> read_secret_from_tty(const std::string& prompt) {
   return line;
 }
 
-Result<void> write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) {
-    return fail(Code::io, "write \"" + path + "\"");
-  }
-  return {};
-}
-
 } // namespace
 
 Result<void> run_pull(Context& context, const PullCommandOptions& options) {
@@ -142,7 +131,7 @@ Result<void> run_push(Context& context, const PushCommandOptions& options) {
                 push_from_store(*access, *store, target, destination, options.quiet));
   std::printf("%s\n", pushed.target.digest.to_string().c_str());
   if (!options.digestfile.empty()) {
-    MB_TRY(write_text_file(options.digestfile, pushed.target.digest.to_string()));
+    MB_TRY(write_result_file("--digestfile", options.digestfile, pushed.target.digest.to_string()));
   }
   return {};
 }

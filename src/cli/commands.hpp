@@ -33,6 +33,10 @@ private:
   std::map<std::string, std::string> m_sources;
 };
 
+/// Writes a small result file a flag asks for (--iidfile, --digestfile); errors name the flag.
+Result<void> write_result_file(std::string_view flag, const std::string& path,
+                               const std::string& text);
+
 Result<void> run_build(Context& context, const BuildOptions& options);
 Result<void> run_parse(Context& context, const ParseOptions& options);
 Result<void> run_version(Context& context, const std::string& format);

@@ -2,6 +2,7 @@
 
 #include <minibuild/base/file.hpp>
 
+#include <fstream>
 #include <iostream>
 #include <iterator>
 
@@ -32,6 +33,17 @@ std::string_view Context::source_text_for(const Error& error) const {
   }
   auto found = m_sources.find(error.location()->file);
   return found == m_sources.end() ? std::string_view{} : std::string_view(found->second);
+}
+
+Result<void> write_result_file(std::string_view flag, const std::string& path,
+                               const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    return fail(Code::io, "write " + std::string(flag) + " \"" + path + "\"");
+  }
+  return {};
 }
 
 } // namespace minibuild::cli

@@ -1,6 +1,8 @@
 // WWW-Authenticate parsing (RFC 9110 §11) and the Authenticator: Basic (RFC 7617) and the
 // distribution token flow (distribution docs/spec/auth/token.md; OAuth2 refresh tokens per
 // docs/spec/auth/oauth.md).
+#include "text.hpp"
+
 #include <minibuild/oci/descriptor.hpp>
 #include <minibuild/registry/auth.hpp>
 
@@ -13,6 +15,9 @@
 namespace minibuild::registry {
 namespace {
 
+using text::iequals;
+using text::lower;
+
 // The client_id of OAuth2 token requests (oauth.md: "a string identifying the client").
 constexpr std::string_view k_client_id = "minibuild";
 // The Basic header lives in HostState::tokens under this prefix plus the registry domain: it
@@ -23,17 +28,6 @@ constexpr std::string_view k_basic_key = "\x01"
 constexpr std::chrono::seconds k_default_lifetime{60};
 constexpr std::chrono::seconds k_min_margin{5};
 constexpr std::size_t k_max_quoted_header = 200;
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::ranges::transform(out, out.begin(),
-                         [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return lower(a) == lower(b);
-}
 
 // RFC 9110 §5.6.2 tchar.
 bool is_tchar(char c) {

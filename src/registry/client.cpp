@@ -1,6 +1,8 @@
 // RegistryClient: the distribution API over an HttpTransport. The transport does one exchange;
 // everything a registry conversation needs on top (scheme, auth, redirects, retries, resume,
 // upload styles) lives here. See client.hpp for the contract.
+#include "text.hpp"
+
 #include <minibuild/oci/media_types.hpp>
 #include <minibuild/registry/client.hpp>
 
@@ -20,6 +22,9 @@
 namespace minibuild::registry {
 namespace {
 
+using text::lower;
+using text::trim;
+
 using std::chrono::milliseconds;
 
 constexpr std::size_t k_max_manifest = 4 << 20;
@@ -33,23 +38,6 @@ const std::string k_accept =
 constexpr std::string_view k_octet_stream = "application/octet-stream";
 
 // --- small text helpers --------------------------------------------------------------------
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 std::optional<std::uint64_t> parse_u64(std::string_view text) {
   text = trim(text);

@@ -1,6 +1,8 @@
 // Registry credentials: Docker's config.json, containers-auth.json and docker-credential-*
 // helpers (credentials.hpp). Formats: docker/cli cli/config/configfile, containers-auth.json(5),
 // docker/docker-credential-helpers (the helper protocol).
+#include "text.hpp"
+
 #include <minibuild/base/file.hpp>
 #include <minibuild/base/unique_fd.hpp>
 #include <minibuild/oci/descriptor.hpp>
@@ -31,6 +33,8 @@ extern char** environ;
 namespace minibuild::registry {
 namespace {
 
+using text::lower;
+
 // The files are edited, not regenerated: ordered_json keeps the user's key order.
 using Json = nlohmann::ordered_json;
 
@@ -41,13 +45,6 @@ constexpr std::string_view k_helper_prefix = "docker-credential-";
 constexpr std::string_view k_not_found_text = "credentials not found";
 // A helper answers with one small JSON object; more than this is not a helper's answer.
 constexpr std::size_t k_max_helper_output = 1 << 20;
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::ranges::transform(out, out.begin(),
-                         [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string in_quotes(std::string_view text) {
   return "\"" + std::string(text) + "\"";

@@ -20,6 +20,8 @@
 //   ECONNREFUSED, ECONNRESET, ETIMEDOUT, ... what the socket said, or the nearest one;
 //   EIO           anything else libcurl reports.
 // A sink's or a request body's error is returned as it is.
+#include "text.hpp"
+
 #include <minibuild/base/file.hpp>
 #include <minibuild/registry/http.hpp>
 
@@ -36,6 +38,8 @@
 namespace minibuild::registry {
 namespace {
 
+using text::trim;
+
 constexpr std::size_t k_max_idle_handles = 8;
 constexpr const char* k_default_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -45,26 +49,8 @@ constexpr std::size_t k_write_abort = CURL_WRITEFUNC_ERROR;
 constexpr std::size_t k_write_abort = static_cast<std::size_t>(-1);
 #endif
 
-bool same_name(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && same_name(text.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
-                           text.back() == '\n')) {
-    text.remove_suffix(1);
-  }
-  return text;
+  return text.size() >= prefix.size() && text::iequals(text.substr(0, prefix.size()), prefix);
 }
 
 // The URL for messages: without "user:password@".
@@ -466,8 +452,8 @@ Result<HttpResponse> CurlTransport::send(const HttpRequest& request, BodySink* s
   };
   bool has_content_type = false;
   for (const auto& [name, value] : request.headers.entries()) {
-    if (same_name(name, "Content-Length") || same_name(name, "Transfer-Encoding") ||
-        same_name(name, "Expect")) {
+    if (text::iequals(name, "Content-Length") || text::iequals(name, "Transfer-Encoding") ||
+        text::iequals(name, "Expect")) {
       continue;
     }
     // Never quote the value: it may be an Authorization header.
@@ -475,7 +461,7 @@ Result<HttpResponse> CurlTransport::send(const HttpRequest& request, BodySink* s
         value.find_first_of("\r\n") != std::string::npos) {
       return fail(Code::internal, what + ": header field \"" + name + "\" is malformed");
     }
-    has_content_type = has_content_type || same_name(name, "Content-Type");
+    has_content_type = has_content_type || text::iequals(name, "Content-Type");
     // "Name;" is libcurl's way to send a field with an empty value.
     if (!append(value.empty() ? name + ";" : name + ": " + value)) {
       return fail_errno(ENOMEM, what + ": build header list");

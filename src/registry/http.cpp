@@ -1,20 +1,12 @@
 // HttpHeaders: the small part of http.hpp that is not the libcurl transport.
+#include "text.hpp"
+
 #include <minibuild/registry/http.hpp>
 
 #include <algorithm>
 #include <cctype>
 
 namespace minibuild::registry {
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
-} // namespace
 
 void HttpHeaders::add(std::string name, std::string value) {
   m_entries.emplace_back(std::move(name), std::move(value));
@@ -26,12 +18,12 @@ void HttpHeaders::set(std::string_view name, std::string value) {
 }
 
 void HttpHeaders::remove(std::string_view name) {
-  std::erase_if(m_entries, [&](const auto& entry) { return same_name(entry.first, name); });
+  std::erase_if(m_entries, [&](const auto& entry) { return text::iequals(entry.first, name); });
 }
 
 std::optional<std::string> HttpHeaders::get(std::string_view name) const {
   for (const auto& [key, value] : m_entries) {
-    if (same_name(key, name)) {
+    if (text::iequals(key, name)) {
       return value;
     }
   }
@@ -41,7 +33,7 @@ std::optional<std::string> HttpHeaders::get(std::string_view name) const {
 std::vector<std::string> HttpHeaders::get_all(std::string_view name) const {
   std::vector<std::string> values;
   for (const auto& [key, value] : m_entries) {
-    if (same_name(key, name)) {
+    if (text::iequals(key, name)) {
       values.push_back(value);
     }
   }

@@ -1,3 +1,5 @@
+#include "parallel.hpp"
+
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/oci/index.hpp>
 #include <minibuild/oci/media_types.hpp>
@@ -374,61 +376,11 @@ Result<std::string> Puller::config(const oci::Descriptor& descriptor) {
 }
 
 Result<void> Puller::layers(const std::vector<LayerTask>& tasks) {
-  const std::size_t workers = std::min(
-      tasks.size(), static_cast<std::size_t>(std::max(1, m_options.max_concurrent_downloads)));
-  std::atomic<std::size_t> next{0};
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  const auto record = [&](Error error) {
-    {
-      std::lock_guard lock(error_mutex);
-      if (!first_error) {
-        first_error = std::move(error);
-      }
-    }
-    m_cancellation.cancel();
-  };
-  const auto work = [&] {
-    for (;;) {
-      const std::size_t index = next.fetch_add(1);
-      if (index >= tasks.size() || m_cancellation.cancelled()) {
-        return;
-      }
-      Result<void> done = [&]() -> Result<void> {
-        try {
-          return layer(tasks[index]);
-        } catch (const std::exception& exception) {
-          // Out of memory, or no thread for the download: nothing to recover, but the other
-          // workers must still be stopped and joined.
-          return fail(Code::internal, exception.what());
-        }
-      }();
-      if (!done) {
-        record(std::move(done).error().wrap("layer " + tasks[index].blob.digest.to_string()));
-        return;
-      }
-    }
-  };
-
-  std::vector<std::thread> threads;
-  threads.reserve(workers);
-  for (std::size_t i = 0; i < workers; ++i) {
-    try {
-      threads.emplace_back(work);
-    } catch (const std::system_error& error) {
-      if (threads.empty()) {
-        record(Error(Code::internal, std::string("start download thread: ") + error.what()));
-      }
-      break; // the threads that did start share the work
-    }
-  }
-  for (auto& thread : threads) {
-    thread.join();
-  }
-  if (first_error) {
-    return fail(std::move(*first_error));
-  }
-  return {};
+  return run_parallel(
+      tasks.size(), static_cast<std::size_t>(std::max(1, m_options.max_concurrent_downloads)),
+      [&](std::size_t index) { return layer(tasks[index]); },
+      [&](std::size_t index) { return "layer " + tasks[index].blob.digest.to_string(); },
+      [&] { m_cancellation.cancel(); });
 }
 
 Result<void> Puller::layer(const LayerTask& task) {

@@ -1,3 +1,5 @@
+#include "parallel.hpp"
+
 #include <minibuild/oci/index.hpp>
 #include <minibuild/oci/manifest.hpp>
 #include <minibuild/oci/media_types.hpp>
@@ -146,56 +148,11 @@ Result<void> Pusher::blobs(const std::vector<ManifestToPush>& manifests) {
     }
   }
 
-  const std::size_t workers = std::min(
-      blobs.size(), static_cast<std::size_t>(std::max(1, m_options.max_concurrent_uploads)));
-  std::atomic<std::size_t> next{0};
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  const auto record = [&](Error error) {
-    std::lock_guard lock(error_mutex);
-    if (!first_error) {
-      first_error = std::move(error);
-    }
-    m_cancelled = true;
-  };
-  const auto work = [&] {
-    for (;;) {
-      const std::size_t index = next.fetch_add(1);
-      if (index >= blobs.size() || m_cancelled.load()) {
-        return;
-      }
-      Result<void> done = [&]() -> Result<void> {
-        try {
-          return blob(blobs[index]);
-        } catch (const std::exception& exception) {
-          return fail(Code::internal, exception.what());
-        }
-      }();
-      if (!done) {
-        record(std::move(done).error().wrap("blob " + blobs[index].digest.to_string()));
-        return;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(workers);
-  for (std::size_t i = 0; i < workers; ++i) {
-    try {
-      threads.emplace_back(work);
-    } catch (const std::system_error& error) {
-      if (threads.empty()) {
-        record(Error(Code::internal, std::string("start upload thread: ") + error.what()));
-      }
-      break; // the threads that did start share the work
-    }
-  }
-  for (auto& thread : threads) {
-    thread.join();
-  }
-  if (first_error) {
-    return fail(std::move(*first_error));
-  }
-  return {};
+  return run_parallel(
+      blobs.size(), static_cast<std::size_t>(std::max(1, m_options.max_concurrent_uploads)),
+      [&](std::size_t index) { return blob(blobs[index]); },
+      [&](std::size_t index) { return "blob " + blobs[index].digest.to_string(); },
+      [&] { m_cancelled = true; });
 }
 
 // Cheapest first: a HEAD costs one round trip and no data; a mount one POST and no data (but

@@ -1,4 +1,6 @@
 // The retry policy of retry.hpp: pure functions, no clock and no random source of their own.
+#include "text.hpp"
+
 #include <minibuild/registry/retry.hpp>
 
 #include <algorithm>
@@ -11,6 +13,8 @@
 namespace minibuild::registry {
 namespace {
 
+using text::trim;
+
 constexpr std::array<std::string_view, 7> k_day_names = {"Mon", "Tue", "Wed", "Thu",
                                                          "Fri", "Sat", "Sun"};
 constexpr std::array<std::string_view, 12> k_month_names = {
@@ -22,16 +26,6 @@ constexpr std::uint64_t k_max_seconds = 10'000'000'000ULL;
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 // Exactly `width` digits at `text[pos]`.
