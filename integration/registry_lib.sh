@@ -11,7 +11,8 @@
 #
 # registry_start NAME MODE
 #     Starts docker-registry (Debian's distribution 2.8) on 127.0.0.1:<free port>, MODE one of
-#     plain | https | basic | token | https+basic | https+token. Waits until /v2/ answers; if it
+#     plain | https | https+mtls | basic | token | https+basic | https+token. https+mtls also
+#     demands a client certificate signed by the same CA: NAME_CLIENT_CERT, NAME_CLIENT_KEY. Waits until /v2/ answers; if it
 #     does not within 10 s, prints the registry log and exits the test (FAIL). Exports:
 #       NAME_ADDR   127.0.0.1:PORT        NAME_PORT, NAME_URL (http[s]://NAME_ADDR), NAME_PID
 #       NAME_LOG    registry log (warn level + access log)   NAME_DIR (config, storage, certs)
@@ -161,6 +162,10 @@ extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1,DNS:localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
 EOF
   {
     openssl req -x509 -config "$dir/openssl.cnf" -extensions ca_ext -newkey ec \
@@ -170,7 +175,12 @@ EOF
         -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" &&
       openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -set_serial "0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" -days 30 \
-        -extfile "$dir/openssl.cnf" -extensions server_ext -out "$dir/server.crt"
+        -extfile "$dir/openssl.cnf" -extensions server_ext -out "$dir/server.crt" &&
+      openssl req -new -config "$dir/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -subj "/CN=minibuild test client" -keyout "$dir/client.key" -out "$dir/client.csr" &&
+      openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -set_serial "0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" -days 30 \
+        -extfile "$dir/openssl.cnf" -extensions client_ext -out "$dir/client.crt"
   } >"$dir/openssl.log" 2>&1 || _rl_fatal "openssl could not make the test certificates" "$dir/openssl.log"
   # Clients get a directory holding only the CA: skopeo takes any *.key there for a client key.
   mkdir -p "$dir/ca"
@@ -187,16 +197,17 @@ json.dump({"auths": {addr: {"auth": auth}}}, open(path, "w"))' "$addr" "$user" "
 }
 
 registry_start() {
-  local name=$1 mode=$2 tls=0 auth=none
+  local name=$1 mode=$2 tls=0 auth=none mtls=0
   _rl_check_name "$name"
   case "$mode" in
     plain) ;;
     https) tls=1 ;;
+    https+mtls) tls=1 mtls=1 ;;
     basic) auth=basic ;;
     token) auth=token ;;
     https+basic) tls=1 auth=basic ;;
     https+token) tls=1 auth=token ;;
-    *) _rl_fatal "registry_start: unknown MODE \"$mode\" (plain|https|basic|token|https+basic|https+token)" ;;
+    *) _rl_fatal "registry_start: unknown MODE \"$mode\" (plain|https|https+mtls|basic|token|https+basic|https+token)" ;;
   esac
   local dir="$work_dir/registry-$name"
   mkdir -p "$dir/data"
@@ -250,6 +261,7 @@ registry_start() {
       printf '  headers:\n    X-Minibuild-Test-Registry: [%s]\n' "$nonce"
       if [ "$tls" = 1 ]; then
         printf '  tls:\n    certificate: %s\n    key: %s\n' "$dir/tls/server.crt" "$dir/tls/server.key"
+        [ "$mtls" = 1 ] && printf '    clientcas:\n      - %s\n' "$dir/tls/ca.crt"
       fi
       [ -n "$auth_yaml" ] && printf '%s\n' "$auth_yaml"
     } >"$dir/config.yml"
@@ -262,6 +274,7 @@ registry_start() {
     pid=$_rl_pid
     local curl_tls=()
     [ "$tls" = 1 ] && curl_tls=(--cacert "$dir/tls/ca.crt")
+    [ "$mtls" = 1 ] && curl_tls+=(--cert "$dir/tls/client.crt" --key "$dir/tls/client.key")
     for ((i = 0; i < 100; i++)); do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
       if curl -s -D - -o /dev/null --max-time 2 "${curl_tls[@]}" "$scheme://127.0.0.1:$port/v2/" |
@@ -282,6 +295,7 @@ registry_start() {
     "${name}_URL=$scheme://127.0.0.1:$port" "${name}_PID=$pid" "${name}_LOG=$log" \
     "${name}_DIR=$dir" "${name}_MODE=$mode"
   [ "$tls" = 1 ] && declare -gx "${name}_CA=$dir/tls/ca/ca.crt"
+  [ "$mtls" = 1 ] && declare -gx "${name}_CLIENT_CERT=$dir/tls/client.crt" "${name}_CLIENT_KEY=$dir/tls/client.key"
   if [ "$auth" != none ]; then
     declare -gx "${name}_USER=$registry_test_user" "${name}_PASS=$registry_test_pass" \
       "${name}_AUTH_FILE=$dir/auth.json"

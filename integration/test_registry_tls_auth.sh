@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # minibuild against registries that need trust or credentials: HTTPS with a CA the test makes
-# (trusted only through certs.d or --registry-ca), htpasswd Basic auth, and Bearer tokens from
+# (trusted only through certs.d or --registry-ca), mutual TLS with a client certificate from
+# certs.d, htpasswd Basic auth, and Bearer tokens from
 # a token server (integration/tools/token_server.py, for docker-registry's `auth: token`).
 # Also login/logout (file mode, content, secrets never printed).
 # shellcheck source-path=SCRIPTDIR
@@ -47,6 +48,22 @@ expect_rc 0 "build --push over HTTPS"
 if skopeo inspect --cert-dir "$(dirname "$TLS_CA")" "docker://$TLS_ADDR/test/app:1" >/dev/null 2>&1; then
   pass "skopeo reads the image pushed over HTTPS"
 else failed "skopeo inspect of the HTTPS push"; fi
+
+# ---- mutual TLS: a client certificate from certs.d ----
+registry_start MTLS https+mtls
+mkdir -p "$work_dir/skopeo-mtls" && cp "$MTLS_CA" "$MTLS_CLIENT_CERT" "$work_dir/skopeo-mtls/" &&
+  cp "$MTLS_CLIENT_KEY" "$work_dir/skopeo-mtls/client.key" &&
+  mv "$work_dir/skopeo-mtls/client.crt" "$work_dir/skopeo-mtls/client.cert"
+push_test_image "$MTLS_ADDR" test/busybox:1 --dest-cert-dir "$work_dir/skopeo-mtls" ||
+  failed "skopeo push to the mTLS registry: $PUSH_ERR"
+run_mb --registry-ca "$MTLS_CA" pull "$MTLS_ADDR/test/busybox:1"
+expect_rc 5 "mTLS: without a client certificate the registry refuses the connection"
+mkdir -p "$HOME/.config/containers/certs.d/$MTLS_ADDR"
+cp "$MTLS_CA" "$HOME/.config/containers/certs.d/$MTLS_ADDR/ca.crt"
+cp "$MTLS_CLIENT_CERT" "$HOME/.config/containers/certs.d/$MTLS_ADDR/client.cert"
+cp "$MTLS_CLIENT_KEY" "$HOME/.config/containers/certs.d/$MTLS_ADDR/client.key"
+run_mb pull "$MTLS_ADDR/test/busybox:1"
+expect_rc 0 "mTLS: certs.d's client.cert + client.key are presented"
 
 # ---- htpasswd Basic auth ----
 registry_start BASIC basic
