@@ -49,6 +49,16 @@ else failed "no 206 for $layer in the proxy log: $(grep "$layer" "$PROXY_LOG")";
 run_mb fsck
 expect_rc 0 "fsck: everything pulled through faults is intact"
 
+# ---- proxy variables: http_proxy is honoured (the registry's name only the proxy knows) ----
+proxy_faults PROXY ''
+rm -rf "$MINIBUILD_ROOT"
+http_proxy="http://$PROXY_ADDR" no_proxy="" run_mb --insecure-registry registry.invalid:5000 \
+  pull registry.invalid:5000/test/image:1
+expect_rc 0 "http_proxy: a pull through a forward proxy reaches a host only the proxy can reach"
+[ "$(log_count 'forward-proxy-request for registry.invalid:5000')" -ge 3 ] &&
+  pass "http_proxy: the manifest and blobs went through the proxy" ||
+  failed "http_proxy: the proxy log shows no forwarded requests"
+
 # ---- corruption: retried from scratch, then refused; nothing corrupt is kept ----
 rm -rf "$MINIBUILD_ROOT"
 proxy_faults PROXY "[{\"method\": \"GET\", \"path\": \"/blobs/$layer\", \"times\": 1, \"corrupt_byte\": 1000}]"

@@ -32,6 +32,10 @@ Actions:
 Hit counters belong to the plan's content: writing a different plan starts them again (the
 registry_lib.sh helper adds a generation number so that even the same rules start again).
 
+A request whose target is an absolute http:// URI (a client using this process as its
+http_proxy) is forwarded to the upstream like any other, and logged once more as
+"METHOD forward-proxy-request for HOST".
+
 Every request gets one log line in --log: the rule that hit it (- for none), the action, the
 status sent, the request body bytes read, and the response body bytes sent/read from upstream:
     GET /v2/a/blobs/sha256:ab.. rule=0 action=truncate_after:10 status=200 req=0 body=10/65536
@@ -226,6 +230,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
     # ---- one request ----
 
     def handle_request(self):
+        # A client configured with http_proxy sends the absolute URI ("GET http://host/v2/"):
+        # act as that forward proxy too, sending every such request to the upstream.
+        if self.path.startswith("http://"):
+            rest = self.path[len("http://"):]
+            self.path = rest[rest.find("/"):] if "/" in rest else "/"
+            self.server.log_line(f"{self.command} forward-proxy-request for {rest.split('/')[0]}")
         target = self.path
         action, status, sent, total = "pass", "-", 0, 0
         self.request_bytes = 0

@@ -715,12 +715,16 @@ Result<HttpResponse> RegistryClient::send(Exchange& exchange, BodySink* sink) {
   bool with_body = true;
   bool refreshed = false;
   int hops = 0;
+  std::string https_failure; // set while trying plain http after https failed
   const auto protocol_error = [&](std::string message) {
     exchange.protocol_error = true;
     return fail(Code::network, std::move(message));
   };
   for (;;) {
-    MB_TRY_ASSIGN(const std::string base, base_url());
+    MB_TRY_ASSIGN(std::string base, base_url());
+    if (!https_failure.empty()) {
+      base = "http://" + m_host.host;
+    }
     if (url.starts_with('/')) {
       url = base + url;
     }
@@ -760,22 +764,31 @@ Result<HttpResponse> RegistryClient::send(Exchange& exchange, BodySink* sink) {
     auto response = m_transport.send(request, sink);
     if (!response) {
       Error error = std::move(response).error();
-      if (to_registry && url.starts_with("https://") && error.sys_errno() == EPROTO) {
-        // The peer does not speak TLS. Plain HTTP only where allowed, and only while https has
-        // not been seen working on this host: a TLS failure then is no plain-HTTP server.
-        int expected = 0;
-        if (m_host.allow_plain_http &&
-            (m_scheme.compare_exchange_strong(expected, 2) || expected == 2)) {
-          url = "http://" + url.substr(std::string_view("https://").size());
-          continue;
-        }
-        if (!m_host.allow_plain_http) {
-          error.wrap("https to " + m_host.host +
-                     " failed (for a registry that serves plain HTTP, pass --insecure-registry " +
-                     m_host.host + ")");
-        }
+      if (to_registry && url.starts_with("https://") && m_host.allow_plain_http &&
+          m_scheme.load() != 1 && error.code() == Code::network && error.sys_errno() != EBADMSG) {
+        // Docker's rule for insecure and loopback registries: https first, then plain http
+        // when https cannot be had (no TLS there, or a proxy that only carries http). Never
+        // after a certificate failure, and never once https has worked on this host. The
+        // choice of http is remembered only when http answers (a parallel request may have
+        // settled it while this one was trying https).
+        https_failure = error.what();
+        url = "http://" + url.substr(std::string_view("https://").size());
+        continue;
+      }
+      if (to_registry && url.starts_with("https://") && error.sys_errno() == EPROTO &&
+          !m_host.allow_plain_http) {
+        error.wrap("https to " + m_host.host +
+                   " failed (for a registry that serves plain HTTP, pass --insecure-registry " +
+                   m_host.host + ")");
+      }
+      if (to_registry && url.starts_with("http://") && !https_failure.empty()) {
+        error.wrap("https failed (" + https_failure + "), then plain http");
       }
       return fail(std::move(error));
+    }
+    if (to_registry && url.starts_with("http://") && !https_failure.empty()) {
+      int expected = 0;
+      m_scheme.compare_exchange_strong(expected, 2);
     }
     if (to_registry && url.starts_with("https://")) {
       int expected = 0;

@@ -463,6 +463,42 @@ TEST_CASE("https falls back to http only when allowed", "[client]") {
     REQUIRE(requests.size() == 2);
     CHECK(requests[1].url.starts_with("https://"));
   }
+  SECTION("allowed: any connection failure of https tries http (a proxy that only carries http)") {
+    Harness h(
+        [](const HttpRequest& request) -> Result<HttpResponse> {
+          if (request.url.starts_with("https://")) {
+            return fail(network_error(EHOSTUNREACH, "could not resolve registry.example"));
+          }
+          return make_response(200, "{}");
+        },
+        {}, registry_host("registry.example:5000", true));
+    REQUIRE(h.client.ping());
+    const auto requests = h.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[1].url == "http://registry.example:5000/v2/");
+  }
+  SECTION("allowed, but the certificate failed: no http") {
+    Harness h(
+        [](const HttpRequest& request) -> Result<HttpResponse> {
+          if (request.url.starts_with("https://")) {
+            return fail(network_error(EBADMSG, "certificate verify failed"));
+          }
+          return make_response(200, "{}");
+        },
+        {}, registry_host("registry.example:5000", true));
+    REQUIRE(!h.client.ping());
+    REQUIRE(h.requests().size() == 1);
+  }
+  SECTION("allowed, http fails too: the error tells both") {
+    Harness h(
+        [](const HttpRequest&) -> Result<HttpResponse> {
+          return fail(network_error(EHOSTUNREACH, "could not resolve registry.example"));
+        },
+        {}, registry_host("registry.example:5000", true));
+    auto pinged = h.client.ping();
+    REQUIRE(!pinged);
+    CHECK_THAT(pinged.error().what(), Catch::Contains("https failed"));
+  }
 }
 
 namespace {
