@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang-format
   # libraries (cmake/Dependencies.cmake has the minimum versions)
   libarchive-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libseccomp-dev
-  zlib1g-dev libzstd-dev libcli11-dev libexpected-dev
+  zlib1g-dev libzstd-dev libisal-dev libcli11-dev libexpected-dev
   # tests: Catch2, and independent OCI tools that check what minibuild writes
   catch2 umoci skopeo busybox-static python3
   # tests against real registries (integration/registry_lib.sh): registry, TLS, htpasswd, tokens

@@ -1,6 +1,6 @@
 #include <minibuild/layer/decompress.hpp>
 
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -12,6 +12,35 @@ namespace minibuild::layer {
 namespace {
 
 constexpr std::size_t k_input_buffer_size = 128 * 1024;
+
+// FLG bits 5-7 of a gzip member header are reserved and must be zero (RFC 1952 section 2.3.1);
+// ISA-L ignores them, zlib refused them, and so do we.
+constexpr std::uint32_t k_gzip_reserved_flags = 0xe0;
+
+// Where an ISA-L error came from: the same code means a different thing in the header and in
+// the deflate data or trailer.
+enum class GzipPart { header, body };
+
+Error gzip_error(int rc, GzipPart part) {
+  switch (rc) {
+  case ISAL_INVALID_BLOCK:
+    return Error(Code::corrupt, "gzip: invalid deflate block");
+  case ISAL_INVALID_SYMBOL:
+    return Error(Code::corrupt, "gzip: invalid code in a deflate block");
+  case ISAL_INVALID_LOOKBACK:
+    return Error(Code::corrupt, "gzip: invalid distance too far back");
+  case ISAL_INVALID_WRAPPER:
+    return Error(Code::corrupt, "gzip: invalid member header");
+  case ISAL_UNSUPPORTED_METHOD:
+    return Error(Code::corrupt, "gzip: unknown compression method");
+  case ISAL_INCORRECT_CHECKSUM:
+    return Error(Code::corrupt, part == GzipPart::header
+                                    ? "gzip: header CRC mismatch"
+                                    : "gzip: CRC-32 or length mismatch in the member trailer");
+  default:
+    return Error(Code::corrupt, "gzip: ISA-L inflate error " + std::to_string(rc));
+  }
+}
 
 } // namespace
 
@@ -39,20 +68,29 @@ struct DecompressingSource::State {
   std::size_t length = 0;   // bytes held in `input`
   bool inner_end = false;
 
-  z_stream gzip{};
-  bool gzip_ready = false;
+  // ISA-L igzip: far faster than zlib's inflate on the layers we pull. Allocated only for gzip
+  // blobs: the state holds 64 KiB of history and the Huffman tables.
+  std::unique_ptr<inflate_state> gzip;
+  isal_gzip_header gzip_header{};
+  bool header_done = false;
   bool member_done = false;
 
   ZSTD_DCtx* zstd = nullptr;
   std::size_t zstd_hint = 0; // last ZSTD_decompressStream() result: 0 at a frame end
 
-  ~State() {
-    if (gzip_ready) {
-      inflateEnd(&gzip);
-    }
-    ZSTD_freeDCtx(zstd);
-  }
+  ~State() { ZSTD_freeDCtx(zstd); }
   std::size_t available() const { return length - position; }
+
+  // Readies `gzip` for the member that starts at the next input byte. igzip_lib.h does not say
+  // that isal_inflate_reset keeps crc_flag (2.30 does), so it is set again: with ISAL_GZIP,
+  // isal_inflate checks the member's CRC-32 and ISIZE trailer itself.
+  void start_gzip_member() {
+    isal_inflate_reset(gzip.get());
+    gzip->crc_flag = ISAL_GZIP;
+    isal_gzip_header_init(&gzip_header);
+    header_done = false;
+    member_done = false;
+  }
 };
 
 DecompressingSource::DecompressingSource(oci::ByteSource& inner)
@@ -94,11 +132,9 @@ Result<void> DecompressingSource::detect() {
   }
   m_compression = detect_compression(std::span<const char>(s.input.data(), s.length));
   if (*m_compression == oci::Compression::gzip) {
-    // 15 + 16: a gzip wrapper (not zlib, not raw), 32 KiB window.
-    if (inflateInit2(&s.gzip, 15 + 16) != Z_OK) {
-      return fail(Code::internal, "inflateInit2 failed");
-    }
-    s.gzip_ready = true;
+    s.gzip = std::make_unique<inflate_state>();
+    isal_inflate_init(s.gzip.get());
+    s.start_gzip_member();
   } else if (*m_compression == oci::Compression::zstd) {
     s.zstd = ZSTD_createDCtx();
     if (s.zstd == nullptr) {
@@ -145,32 +181,53 @@ Result<std::size_t> DecompressingSource::read(std::span<char> buffer) {
         if (static_cast<unsigned char>(s.input[s.position]) != 0x1f) {
           return fail(Code::corrupt, "gzip: unexpected data after the end of the gzip stream");
         }
-        inflateReset(&s.gzip);
-        s.member_done = false;
+        s.start_gzip_member();
       }
-      s.gzip.next_in = reinterpret_cast<Bytef*>(s.input.data() + s.position);
-      s.gzip.avail_in = static_cast<uInt>(s.available());
-      s.gzip.next_out = reinterpret_cast<Bytef*>(buffer.data());
-      s.gzip.avail_out = static_cast<uInt>(std::min<std::size_t>(buffer.size(), 1u << 30));
-      uInt offered = s.gzip.avail_out;
-      int rc = inflate(&s.gzip, Z_NO_FLUSH);
-      s.position = s.length - s.gzip.avail_in;
-      std::size_t produced = offered - s.gzip.avail_out;
-      if (rc == Z_STREAM_END) {
-        s.member_done = true;
-      } else if (rc == Z_BUF_ERROR) {
-        if (!have_input) {
-          return fail(Code::corrupt, "gzip: the stream is truncated");
+      inflate_state& z = *s.gzip;
+      z.next_in = reinterpret_cast<std::uint8_t*>(s.input.data() + s.position);
+      z.avail_in = static_cast<std::uint32_t>(s.available());
+      if (!s.header_done) {
+        // The header is read here rather than left to isal_inflate(ISAL_GZIP): that one keeps
+        // the header's running CRC in a local, so in ISA-L 2.30 an FHCRC header split across
+        // reads fails its check. `gzip_header` persists between reads instead.
+        int rc = isal_read_gzip_header(&z, &s.gzip_header);
+        s.position = s.length - z.avail_in;
+        if (rc == ISAL_END_INPUT) {
+          if (!have_input) {
+            return fail(Code::corrupt, "gzip: the stream is truncated");
+          }
+          continue;
         }
-      } else if (rc != Z_OK) {
-        return fail(Code::corrupt,
-                    std::string("gzip: ") + (s.gzip.msg != nullptr ? s.gzip.msg : "invalid data"));
+        if (rc != ISAL_DECOMP_OK) {
+          return fail(gzip_error(rc, GzipPart::header));
+        }
+        if ((s.gzip_header.flags & k_gzip_reserved_flags) != 0) {
+          return fail(Code::corrupt, "gzip: reserved header flags are set");
+        }
+        s.header_done = true;
+      }
+      std::uint32_t offered_in = z.avail_in;
+      z.next_out = reinterpret_cast<std::uint8_t*>(buffer.data());
+      z.avail_out = static_cast<std::uint32_t>(std::min<std::size_t>(buffer.size(), 1u << 30));
+      std::uint32_t offered_out = z.avail_out;
+      int rc = isal_inflate(&z);
+      s.position = s.length - z.avail_in;
+      std::size_t produced = offered_out - z.avail_out;
+      if (rc != ISAL_DECOMP_OK) {
+        return fail(gzip_error(rc, GzipPart::body));
+      }
+      if (z.block_state == ISAL_BLOCK_FINISH) {
+        s.member_done = true; // the trailer was read and matched
       }
       if (produced > 0) {
         return produced;
       }
       if (!have_input && !s.member_done) {
         return fail(Code::corrupt, "gzip: the stream is truncated");
+      }
+      // The same input and state would give the same answer again: fail rather than spin.
+      if (offered_in > 0 && z.avail_in == offered_in && !s.member_done) {
+        return fail(Code::corrupt, "gzip: the decoder made no progress");
       }
     }
   case oci::Compression::zstd:
