@@ -30,6 +30,7 @@ if(MINIBUILD_FUZZ)
     message(FATAL_ERROR "MINIBUILD_FUZZ needs clang: configure with -DCMAKE_CXX_COMPILER=clang++")
   endif()
   # Instrument the library for coverage; only fuzz targets link the libFuzzer main.
-  target_compile_options(minibuild_settings INTERFACE -fsanitize=fuzzer-no-link,address,undefined)
+  target_compile_options(minibuild_settings INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                        -fno-sanitize-recover=all)
   target_link_options(minibuild_settings INTERFACE -fsanitize=address,undefined)
 endif()

@@ -24,7 +24,6 @@ namespace minibuild::registry {
 
 namespace {
 
-constexpr std::size_t k_max_document = 4 << 20; // as the client's manifest limit
 constexpr std::size_t k_max_config = 16 << 20;
 // Compressed bytes buffered between a download and its extraction. Enough to ride out a burst
 // of slow disk writes on the extraction side without stalling the network, small enough that

@@ -126,11 +126,17 @@ parse_retry_after(std::string_view value, std::chrono::system_clock::time_point 
   if (!date) {
     return std::nullopt;
   }
-  const auto until = std::chrono::system_clock::from_time_t(*date) - now;
-  if (until <= std::chrono::system_clock::duration::zero()) {
+  // In milliseconds since the epoch, not through system_clock::from_time_t: a date far in the
+  // future (a server may send year 9999) overflows the clock's nanosecond representation.
+  // IMF-fixdate years have four digits, so date * 1000 stays far inside 64 bits.
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const std::int64_t until_ms = static_cast<std::int64_t>(*date) * 1000 - now_ms;
+  if (until_ms <= 0) {
     return milliseconds(0);
   }
-  return std::chrono::ceil<milliseconds>(until);
+  return milliseconds(
+      std::min<std::int64_t>(until_ms, static_cast<std::int64_t>(k_max_seconds) * 1000));
 }
 
 std::chrono::milliseconds retry_delay(const RetryPolicy& policy, int attempt,

@@ -79,6 +79,10 @@ TEST_CASE("Retry-After as an IMF-fixdate", "[retry]") {
   // Leap years and month ends.
   const auto leap_now = std::chrono::system_clock::from_time_t(951782400); // 2000-02-29 00:00
   CHECK(parse_retry_after("Tue, 29 Feb 2000 00:00:10 GMT", leap_now) == milliseconds(10'000));
+  // A date far beyond what the clock can hold (found by fuzzing: it overflowed from_time_t).
+  const auto far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", {});
+  REQUIRE(far);
+  CHECK(*far > milliseconds(0));
 }
 
 TEST_CASE("Retry-After values that are not IMF-fixdates are refused", "[retry]") {
