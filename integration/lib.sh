@@ -37,7 +37,9 @@ run_mb() {
 expect_rc() {
   local want=$1 description=$2
   if [ "$rc" -eq "$want" ]; then pass "$description (exit $rc)"; else
-    failed "$description: exit $rc, wanted $want; stderr: ${err:0:400}"
+    # The error is at the end of stderr (after any progress output).
+    local start=$((${#err} > 600 ? ${#err} - 600 : 0))
+    failed "$description: exit $rc, wanted $want; stderr ends: ${err:start}"
   fi
 }
 

@@ -394,11 +394,10 @@ Authenticator::authorization(std::string_view host, std::string_view registry_do
   return "Bearer " + token->second.value;
 }
 
-Result<void> Authenticator::handle_unauthorized(std::string_view host,
-                                                std::string_view registry_domain,
-                                                const std::vector<std::string>& scopes,
-                                                const HttpResponse& response,
-                                                const TlsSettings& tls, ChallengeOrigin origin) {
+Result<void> Authenticator::handle_unauthorized(
+    std::string_view host, std::string_view registry_domain, const std::vector<std::string>& scopes,
+    const HttpResponse& response, const TlsSettings& tls, ChallengeOrigin origin,
+    const std::optional<std::string>& sent_authorization) {
   const std::string host_text(host);
   std::vector<Challenge> challenges;
   for (const std::string& value : response.headers.get_all("WWW-Authenticate")) {
@@ -434,11 +433,10 @@ Result<void> Authenticator::handle_unauthorized(std::string_view host,
   }
   if (basic) {
     const std::string key = basic_key(registry_domain);
-    if (auto sent = state.tokens.find(key);
-        state.challenge && sent != state.tokens.end() && !sent->second.value.empty()) {
-      // The request carried our Basic header and still got a 401. (A request that went out
-      // anonymous in parallel before the first challenge was handled lands here too; the
-      // client then fails that one request, which is rare and safe.)
+    if (auto sent = state.tokens.find(key); state.challenge && sent != state.tokens.end() &&
+                                            !sent->second.value.empty() &&
+                                            sent_authorization == sent->second.value) {
+      // The request carried our Basic header and still got a 401.
       std::string user;
       if (auto decoded = oci::base64_decode(sent->second.value.substr(6)); decoded) {
         user = decoded->substr(0, decoded->find(':'));

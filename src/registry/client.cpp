@@ -801,7 +801,7 @@ Result<HttpResponse> RegistryClient::send(Exchange& exchange, BodySink* sink) {
       const ChallengeOrigin origin =
           url.starts_with("http://") ? ChallengeOrigin::plain_http : ChallengeOrigin::https;
       MB_TRY(m_auth.handle_unauthorized(m_host.host, m_domain, exchange.scopes, *response,
-                                        m_host.tls, origin));
+                                        m_host.tls, origin, request.headers.get("Authorization")));
       continue;
     }
     if (is_redirect(response->status)) {

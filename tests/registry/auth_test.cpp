@@ -170,7 +170,15 @@ TEST_CASE("Basic: a 401 despite the credentials says they were refused", "[auth]
   Authenticator auth(transport, user_credentials());
   const HttpResponse basic = challenge("Basic realm=\"r\"");
   REQUIRE(auth.handle_unauthorized("reg.example:5000", "reg.example:5000", {}, basic, {}));
-  auto refused = auth.handle_unauthorized("reg.example:5000", "reg.example:5000", {}, basic, {});
+  const auto header = auth.authorization("reg.example:5000", "reg.example:5000", {});
+  REQUIRE(header);
+  REQUIRE(*header);
+  // A request that went out anonymous in parallel, before the first 401 was handled: not a
+  // refusal, it just gets the credentials now (a parallel push failed on this once).
+  REQUIRE(auth.handle_unauthorized("reg.example:5000", "reg.example:5000", {}, basic, {},
+                                   ChallengeOrigin::https, std::nullopt));
+  auto refused = auth.handle_unauthorized("reg.example:5000", "reg.example:5000", {}, basic, {},
+                                          ChallengeOrigin::https, **header);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code() == Code::auth);
   CHECK(refused.error().what() == "reg.example:5000 refused the credentials for alice");

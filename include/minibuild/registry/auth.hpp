@@ -68,11 +68,15 @@ public:
   /// registry wants credentials that are not configured (the message says to run
   /// `minibuild login HOST`) or refuses them; Code::network when the token server cannot
   /// be reached. Never puts a secret in a message. `origin` is how the 401 arrived (see
-  /// ChallengeOrigin).
+  /// ChallengeOrigin). `sent_authorization` is the Authorization header the refused request
+  /// carried: Basic credentials count as refused only when that request carried them (a
+  /// request that went out anonymous in parallel, before the first challenge was handled,
+  /// just gets them now).
   Result<void> handle_unauthorized(std::string_view host, std::string_view registry_domain,
                                    const std::vector<std::string>& scopes,
                                    const HttpResponse& response, const TlsSettings& tls,
-                                   ChallengeOrigin origin = ChallengeOrigin::https);
+                                   ChallengeOrigin origin = ChallengeOrigin::https,
+                                   const std::optional<std::string>& sent_authorization = {});
 
   /// Replaces the clock (tests).
   void set_clock(std::function<Clock::time_point()> now) { m_now = std::move(now); }
