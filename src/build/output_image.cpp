@@ -5,33 +5,11 @@
 #include <minibuild/oci/media_types.hpp>
 #include <minibuild/store/name_store.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <set>
 
 namespace minibuild::build {
 
 namespace {
-
-// The media type a document announces, or what its shape says (Docker schema 2 manifests and
-// lists always carry mediaType; OCI ones may omit it).
-std::string sniff_media_type(std::string_view text) {
-  auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) {
-    return "";
-  }
-  auto media_type = json.find("mediaType");
-  if (media_type != json.end() && media_type->is_string()) {
-    return media_type->get<std::string>();
-  }
-  if (json.contains("manifests")) {
-    return std::string(oci::k_oci_index);
-  }
-  if (json.contains("layers") && json.contains("config")) {
-    return std::string(oci::k_oci_manifest);
-  }
-  return "";
-}
 
 struct Collector {
   store::BlobStore& blobs;
@@ -91,7 +69,7 @@ Result<StoredDocument> read_top_document(store::BlobStore& blobs, const oci::Dig
                                          std::string media_type) {
   MB_TRY_ASSIGN(std::string bytes, blobs.read(digest, k_max_document_bytes));
   if (media_type.empty()) {
-    media_type = sniff_media_type(bytes);
+    media_type = oci::sniff_media_type(bytes).value_or("");
   }
   if (!oci::is_manifest(media_type) && !oci::is_index(media_type)) {
     return fail(Code::unsupported, digest.to_string() +

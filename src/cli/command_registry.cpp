@@ -11,8 +11,6 @@
 #include <minibuild/registry/credentials.hpp>
 #include <minibuild/store/store.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <termios.h>
@@ -34,14 +32,8 @@ Result<oci::Platform> platform_option(const std::string& text) {
 // mediaType field every manifest and index minibuild stores carries.
 Result<std::string> stored_media_type(store::Store& store, const oci::Digest& digest) {
   MB_TRY_ASSIGN(std::string bytes, store.blobs().read(digest, 4 << 20));
-  nlohmann::json json = nlohmann::json::parse(bytes, nullptr, false);
-  if (json.is_object() && json.contains("mediaType") && json["mediaType"].is_string()) {
-    return json["mediaType"].get<std::string>();
-  }
-  if (json.is_object() && json.contains("manifests")) {
-    return std::string(oci::k_oci_index);
-  }
-  return std::string(oci::k_oci_manifest);
+  const std::string type = oci::sniff_media_type(bytes).value_or("");
+  return type.empty() ? std::string(oci::k_oci_manifest) : type;
 }
 
 // What `login` and `logout` accept as a server: "host[:port]", also with a scheme or a path

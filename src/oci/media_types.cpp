@@ -1,5 +1,7 @@
 #include <minibuild/oci/media_types.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <utility>
 
@@ -131,6 +133,23 @@ std::string_view compression_name(Compression compression) {
     return "zstd";
   }
   return "none";
+}
+
+std::optional<std::string> sniff_media_type(std::string_view json_text) {
+  const auto json = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) {
+    return std::nullopt;
+  }
+  if (const auto field = json.find("mediaType"); field != json.end() && field->is_string()) {
+    return field->get<std::string>();
+  }
+  if (json.contains("manifests")) {
+    return std::string(k_oci_index);
+  }
+  if (json.contains("config") && json.contains("layers")) {
+    return std::string(k_oci_manifest);
+  }
+  return std::string();
 }
 
 } // namespace minibuild::oci

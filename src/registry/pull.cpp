@@ -6,8 +6,6 @@
 #include <minibuild/registry/pull.hpp>
 #include <minibuild/store/store.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -50,18 +48,14 @@ std::string bare_media_type(std::string_view content_type) {
 Result<std::string> document_media_type(const FetchedManifest& fetched) {
   std::string type = bare_media_type(fetched.media_type);
   if (!oci::is_manifest(type) && !oci::is_index(type)) {
-    const auto json = nlohmann::json::parse(fetched.bytes, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded() || !json.is_object()) {
+    const auto sniffed = oci::sniff_media_type(fetched.bytes);
+    if (!sniffed) {
       return fail(Code::corrupt, "manifest " + fetched.digest.to_string() +
                                      " is not a JSON object (served as \"" + fetched.media_type +
                                      "\")");
     }
-    if (const auto field = json.find("mediaType"); field != json.end() && field->is_string()) {
-      type = field->get<std::string>();
-    } else if (json.contains("manifests")) {
-      type = oci::k_oci_index;
-    } else if (json.contains("layers")) {
-      type = oci::k_oci_manifest;
+    if (!sniffed->empty()) {
+      type = *sniffed;
     }
   }
   if (oci::is_manifest(type) || oci::is_index(type)) {

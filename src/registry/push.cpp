@@ -6,8 +6,6 @@
 #include <minibuild/registry/push.hpp>
 #include <minibuild/store/store.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -49,18 +47,11 @@ private:
 // The media type of a stored document when the caller did not give one: the document's own
 // mediaType field, else its shape.
 Result<std::string> stored_media_type(const std::string& bytes, const oci::Digest& digest) {
-  const auto json = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
+  const auto sniffed = oci::sniff_media_type(bytes);
+  if (!sniffed) {
     return fail(Code::corrupt, "stored document " + digest.to_string() + " is not a JSON object");
   }
-  std::string type;
-  if (const auto field = json.find("mediaType"); field != json.end() && field->is_string()) {
-    type = field->get<std::string>();
-  } else if (json.contains("manifests")) {
-    type = oci::k_oci_index;
-  } else if (json.contains("layers")) {
-    type = oci::k_oci_manifest;
-  }
+  const std::string& type = *sniffed;
   if (!oci::is_manifest(type) && !oci::is_index(type)) {
     return fail(Code::unsupported, "stored document " + digest.to_string() +
                                        " is neither an image manifest nor an index");

@@ -66,3 +66,18 @@ TEST_CASE("Docker and OCI equivalents", "[oci]") {
     CHECK(to_docker(to_oci(docker)) == docker);
   }
 }
+
+TEST_CASE("a document's media type: its mediaType field, else its shape", "[oci]") {
+  using minibuild::oci::sniff_media_type;
+  CHECK(sniff_media_type(R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+                             "layers":[]})") ==
+        std::string("application/vnd.docker.distribution.manifest.v2+json"));
+  CHECK(sniff_media_type(R"({"schemaVersion":2,"manifests":[]})") ==
+        std::string(minibuild::oci::k_oci_index));
+  CHECK(sniff_media_type(R"({"schemaVersion":2,"config":{},"layers":[]})") ==
+        std::string(minibuild::oci::k_oci_manifest));
+  // A config has neither clue; "layers" alone is no manifest.
+  CHECK(sniff_media_type(R"({"rootfs":{},"layers":[]})") == std::string());
+  CHECK_FALSE(sniff_media_type("[1,2]"));
+  CHECK_FALSE(sniff_media_type("not json"));
+}

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace minibuild::oci {
@@ -72,6 +73,12 @@ bool is_config(std::string_view media_type);
 bool is_layer(std::string_view media_type);
 /// A layer that registries may refuse to store (OCI nondistributable, Docker foreign).
 bool is_nondistributable_layer(std::string_view media_type);
+
+/// The media type a JSON document announces in its `mediaType` field, or else what its shape
+/// says: "manifests" → the OCI index type, "config" and "layers" → the OCI manifest type (OCI
+/// documents may omit mediaType; Docker's always carry it). nullopt when the text is not a JSON
+/// object; an empty string when it is one without either clue.
+std::optional<std::string> sniff_media_type(std::string_view json_text);
 
 /// The compression of a layer media type; nullopt when `media_type` is not a layer type.
 std::optional<Compression> layer_compression(std::string_view media_type);
