@@ -117,6 +117,24 @@ if [ "$lines_always" -gt "$lines_missing" ]; then
   pass "--pull=always built on the new tag (more history) while missing kept the old one"
 else failed "--pull=always: history lines $lines_always vs $lines_missing"; fi
 
+# ---- an unprivileged user pulls and pushes with its own store ----
+chmod 0755 "$work_dir"
+nobody_home="$work_dir/nobody-home"
+mkdir -p "$nobody_home" && chmod 0777 "$nobody_home"
+cp -r "$ctx" "$nobody_home/ctx" && chmod -R a+rwX "$nobody_home/ctx"
+printf 'FROM %s/test/busybox:1\nCOPY hello.txt /\n' "$REG_ADDR" >"$nobody_home/ctx/Dockerfile"
+if setpriv --reuid=65534 --regid=65534 --clear-groups env -u MINIBUILD_ROOT HOME="$nobody_home" \
+  XDG_DATA_HOME= DOCKER_CONFIG="$nobody_home/.docker" REGISTRY_AUTH_FILE= \
+  "$MINIBUILD" build -t "$REG_ADDR/test/from-nobody:1" --push "$nobody_home/ctx" \
+  >"$work_dir/nobody.out" 2>"$work_dir/nobody.err"; then
+  pass "uid 65534: build FROM a registry image (pulled into ~/.local/share/minibuild) and --push"
+else failed "uid 65534: build --push: $(tail -c 400 "$work_dir/nobody.err")"; fi
+[ -d "$nobody_home/.local/share/minibuild/layers" ] &&
+  pass "uid 65534: the store is the user's own" || failed "uid 65534: no store under its HOME"
+if skopeo inspect --tls-verify=false "docker://$REG_ADDR/test/from-nobody:1" >/dev/null 2>&1; then
+  pass "uid 65534: skopeo reads what the unprivileged user pushed"
+else failed "uid 65534: skopeo inspect of the pushed image"; fi
+
 # ---- errors ----
 run_mb pull "$REG_ADDR/test/busybox:nope"
 expect_rc 3 "a tag the registry does not have is not_found"
