@@ -79,6 +79,28 @@ run_mb images -q
 expect_equal_empty=$(printf '%s' "$out" | grep -c . || true)
 [ "$expect_equal_empty" -eq 0 ] && pass "a failed pull names nothing" || failed "images after a failed pull: $out"
 
+# ---- kill -9 in the middle of a pull: the store stays consistent, the next pull completes ----
+rm -rf "$MINIBUILD_ROOT"
+proxy_faults PROXY "[{\"method\": \"GET\", \"path\": \"/blobs/$layer\", \"times\": 1, \"delay\": 3}]"
+"$MINIBUILD" pull "$image" >/dev/null 2>&1 &
+pull_pid=$!
+for _ in $(seq 50); do
+  grep -q "blobs/$layer" "$PROXY_LOG" 2>/dev/null && break
+  sleep 0.1
+done
+sleep 0.5
+kill -9 "$pull_pid" 2>/dev/null
+wait "$pull_pid" 2>/dev/null
+run_mb fsck
+expect_rc 0 "fsck after kill -9 mid-pull: nothing half-written is visible"
+run_mb images -q
+[ -z "$out" ] && pass "the killed pull named nothing" || failed "images after kill -9: $out"
+proxy_faults PROXY ''
+run_mb pull "$image"
+expect_rc 0 "the next pull completes"
+run_mb fsck
+expect_rc 0 "fsck after the completed pull"
+
 # ---- the registry keeps failing: a clear network error ----
 proxy_faults PROXY '[{"method": "GET", "path": "/manifests/", "status": 503}]'
 run_mb pull "$image"
