@@ -5,6 +5,7 @@
 #include "diagnostics.hpp"
 #include "exit_code.hpp"
 #include "options.hpp"
+#include "rootless.hpp"
 
 #include <minibuild/cli/app.hpp>
 #include <minibuild/version.hpp>
@@ -260,6 +261,17 @@ int run(int argc, char* argv[]) {
     return code == 0 ? k_exit_ok : k_exit_usage;
   }
 
+  // Store and registry commands of an unprivileged caller run in its user namespace (issue #5).
+  // Before anything starts a thread (curl, parallel pulls): unshare refuses threaded processes.
+  const bool uses_store = build->parsed() || pull->parsed() || push->parsed() || images->parsed() ||
+                          inspect->parsed() || history->parsed() || rmi->parsed() ||
+                          prune->parsed() || fsck->parsed() || save->parsed();
+  if (uses_store) {
+    if (auto entered = enter_rootless_namespace(global); !entered) {
+      std::fputs(format_error(entered.error(), {}).c_str(), stderr);
+      return exit_code_for(entered.error().code());
+    }
+  }
   Context context(global, ::isatty(STDERR_FILENO) != 0);
   Result<void> outcome;
   if (build->parsed()) {
