@@ -92,6 +92,17 @@ bool is_unsafe_xattr(std::string_view name) {
          name == "security.selinux";
 }
 
+bool is_overlay_xattr(std::string_view name) {
+  return starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.");
+}
+
+// How overlayfs spells a whiteout in a layer directory (overlayfs.rst, "whiteouts and opaque
+// directories"); in an overlay-style tree every 0/0 character device is one, since apply never
+// creates a real 0/0 device there.
+bool is_whiteout_device(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
 bool is_refused_xattr_errno(int error) {
   return error == EPERM || error == ENOTSUP || error == EOPNOTSUPP || error == EACCES;
 }
@@ -238,6 +249,9 @@ private:
 
   Result<void> apply_named_entry(struct archive_entry* entry, const std::string& raw) {
     MB_TRY_ASSIGN(EntryPath path, normalize_path(raw, "path"));
+    if (overlay_style()) {
+      MB_TRY(refuse_overlay_xattrs(entry));
+    }
     const char* hardlink = entry_hardlink(entry);
     mode_t type = archive_entry_filetype(entry);
     if (path.components.empty()) {
@@ -254,6 +268,10 @@ private:
     }
     if (is_whiteout_name(path.name())) {
       return apply_whiteout(path);
+    }
+    if (overlay_style()) {
+      MB_TRY(revive_whited_out_parents(path));
+      m_whiteout_paths.erase(path.joined); // replaced below, whatever the entry is
     }
     MB_TRY_ASSIGN(UniqueFd parent,
                   m_resolver.open_dir(path.parent(), Symlinks::follow_in_root, CreateMissing::yes));
@@ -309,6 +327,9 @@ private:
       return fail(Code::corrupt, "the whiteout " + quoted(name) + " names no file");
     }
     ++m_result.whiteouts;
+    if (overlay_style()) {
+      return record_whiteout(path, parent_path, target);
+    }
     auto parent = m_resolver.open_dir(path.parent(), Symlinks::follow_in_root, CreateMissing::no);
     if (!parent) {
       if (parent.error().sys_errno() == ENOENT || parent.error().sys_errno() == ENOTDIR) {
@@ -357,6 +378,130 @@ private:
     return {};
   }
 
+  // --- overlay-style whiteouts -------------------------------------------------------------
+  // The lower layers are not in `target`: a whiteout is written down for overlayfs instead of
+  // carried out. The result must hide exactly what the apply style would remove.
+
+  bool overlay_style() const { return m_options.whiteouts == WhiteoutStyle::overlay; }
+
+  Result<void> refuse_overlay_xattrs(struct archive_entry* entry) {
+    archive_entry_xattr_reset(entry);
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    while (archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK) {
+      if (is_overlay_xattr(name)) {
+        return fail(Code::corrupt, std::string("the entry carries the overlayfs xattr ") + name +
+                                       ", which a layer may not set: in an overlay lower dir it "
+                                       "would hide or redirect files of other layers");
+      }
+    }
+    return {};
+  }
+
+  Result<void> record_whiteout(const EntryPath& path, const std::string& parent_path,
+                               const std::string& target) {
+    // Parents are created like any entry's: the lower directory the whiteout sits in is not here.
+    auto parent = m_resolver.open_dir(path.parent(), Symlinks::follow_in_root, CreateMissing::yes);
+    if (!parent) {
+      if (parent.error().sys_errno() == ENOTDIR) {
+        return {}; // below a non-directory (or a whiteout) of this layer: nothing to hide
+      }
+      return fail(std::move(parent).error());
+    }
+    if (path.name() == k_opaque_whiteout) {
+      return mark_opaque(parent->get(), ".", parent_path.empty() ? "." : parent_path);
+    }
+    const std::string target_path = child_path(parent_path, target);
+    if (m_added.count(target_path) != 0) {
+      return {}; // same layer: see apply_whiteout
+    }
+    struct stat st {};
+    if (::fstatat(parent->get(), target.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (keeps(target_path)) {
+        // Only entries below it are this layer's: an opaque directory keeps them and hides
+        // the lower content, as remove_lower() would in the apply style.
+        return S_ISDIR(st.st_mode) ? mark_opaque(parent->get(), target, target_path)
+                                   : Result<void>();
+      }
+      if (is_whiteout_device(st)) {
+        m_whiteout_paths.insert(target_path);
+        return {};
+      }
+      // Whiteouts below a directory that is now hidden as a whole (or an existing file of a
+      // non-empty target): the device replaces them.
+      MB_TRY(remove_at(parent->get(), target, target_path));
+    } else if (errno != ENOENT) {
+      return fail_errno(errno, "stat " + quoted(target_path));
+    }
+    if (::mknodat(parent->get(), target.c_str(), S_IFCHR, makedev(0, 0)) != 0) {
+      const int error = errno;
+      if (error == EPERM) {
+        return fail(Code::unsupported,
+                    "create the overlay whiteout " + quoted(target_path) +
+                        ": the kernel refused a 0/0 character device (EPERM); without "
+                        "CAP_MKNOD this needs Linux 5.8 or later");
+      }
+      return fail_errno(error, "create the overlay whiteout " + quoted(target_path));
+    }
+    m_whiteout_paths.insert(target_path);
+    return {};
+  }
+
+  // Sets k_opaque_xattr on the directory `name` in `dirfd` ("." for `dirfd` itself).
+  Result<void> mark_opaque(int dirfd, const std::string& name, const std::string& path) {
+    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+      return fail_errno(errno, "open directory " + quoted(path));
+    }
+    if (::fsetxattr(fd.get(), k_opaque_xattr, "y", 1, 0) != 0) {
+      const int error = errno;
+      if (error == ENOTSUP || error == EOPNOTSUPP) {
+        return fail(Code::unsupported,
+                    std::string("mark ") + quoted(path) +
+                        " opaque: the filesystem does not "
+                        "support the xattr " +
+                        k_opaque_xattr +
+                        " (user xattrs are needed; tmpfs has them since Linux 6.6)");
+      }
+      return fail_errno(error, std::string("set xattr ") + k_opaque_xattr + " on " + quoted(path));
+    }
+    return {};
+  }
+
+  // An entry below a path that this layer whited out earlier ("`.wh.dir`, then `dir/file`"):
+  // the whiteout device becomes an opaque directory, so the lower `dir` stays hidden while the
+  // new entries show (the apply style removed the lower `dir`, then created a fresh one).
+  Result<void> revive_whited_out_parents(const EntryPath& path) {
+    if (m_whiteout_paths.empty()) {
+      return {};
+    }
+    std::string prefix;
+    for (std::size_t i = 0; i + 1 < path.components.size(); ++i) {
+      const std::string& name = path.components[i];
+      prefix = child_path(prefix, name);
+      if (m_whiteout_paths.erase(prefix) == 0) {
+        continue;
+      }
+      std::span<const std::string> above = std::span<const std::string>(path.components).first(i);
+      MB_TRY_ASSIGN(UniqueFd dir,
+                    m_resolver.open_dir(above, Symlinks::follow_in_root, CreateMissing::yes));
+      struct stat st {};
+      if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          !is_whiteout_device(st)) {
+        continue; // replaced since: open_dir below handles what is there
+      }
+      if (::unlinkat(dir.get(), name.c_str(), 0) != 0) {
+        return fail_errno(errno, "remove the overlay whiteout " + quoted(prefix));
+      }
+      if (::mkdirat(dir.get(), name.c_str(), 0755) != 0) {
+        return fail_errno(errno, "create directory " + quoted(prefix));
+      }
+      MB_TRY(mark_opaque(dir.get(), name, prefix));
+    }
+    return {};
+  }
+
   // --- entries ---------------------------------------------------------------------------
 
   // Clears the way for a new entry. Returns true when an existing directory stays (a directory
@@ -387,6 +532,11 @@ private:
   }
 
   Result<void> apply_directory(struct archive_entry* entry, int parent, const EntryPath& path) {
+    struct stat existing {};
+    const bool over_whiteout =
+        overlay_style() &&
+        ::fstatat(parent, path.name().c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 &&
+        is_whiteout_device(existing);
     MB_TRY_ASSIGN(bool kept, replace_existing(parent, path, true));
     if (!kept && ::mkdirat(parent, path.name().c_str(), 0700) != 0) {
       return fail_errno(errno, "create directory " + quoted(path.joined));
@@ -398,6 +548,10 @@ private:
     }
     MB_TRY(set_owner_fd(fd.get(), entry, path.joined));
     MB_TRY(set_xattrs_fd(fd.get(), entry, path.joined, kept));
+    if (over_whiteout) {
+      // The lower directory was whited out before this one was made: hide its content.
+      MB_TRY(mark_opaque(parent, path.name(), path.joined));
+    }
     // Mode and times wait until the end: a read-only directory must still take its children,
     // and adding them would change its mtime anyway.
     return defer_directory(fd.get(), entry, path.components);
@@ -526,6 +680,13 @@ private:
   }
 
   Result<void> apply_device(struct archive_entry* entry, int parent, const EntryPath& path) {
+    if (overlay_style() && archive_entry_filetype(entry) == AE_IFCHR &&
+        archive_entry_rdevmajor(entry) == 0 && archive_entry_rdevminor(entry) == 0) {
+      ++m_result.skipped_devices;
+      warn("whiteout-device", "skipped the character device 0/0 " + quoted(path.joined) +
+                                  ": in an overlay layer it would read as a whiteout");
+      return {};
+    }
     switch (m_options.device_nodes) {
     case DeviceNodes::skip:
       ++m_result.skipped_devices;
@@ -601,6 +762,10 @@ private:
     }
     if (S_ISDIR(target_st.st_mode)) {
       return fail(Code::corrupt, "hardlink target " + quoted(raw_target) + " is a directory");
+    }
+    if (overlay_style() && is_whiteout_device(target_st)) {
+      return fail(Code::corrupt,
+                  "hardlink target " + quoted(raw_target) + " was whited out by this layer");
     }
     struct stat existing {};
     if (::fstatat(parent, path.name().c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -805,6 +970,9 @@ private:
   std::set<std::string> m_warned;
   std::unordered_set<std::string> m_added;     // entries of this layer
   std::unordered_set<std::string> m_ancestors; // their parent directories
+  // Whiteout devices this layer created (overlay style), by archive path; may hold stale
+  // paths, so users check the device is still there.
+  std::unordered_set<std::string> m_whiteout_paths;
   std::vector<DeferredDir> m_deferred;
   std::map<std::string, std::size_t> m_deferred_index;
 };

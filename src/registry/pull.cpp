@@ -70,12 +70,13 @@ Result<std::string> document_media_type(const FetchedManifest& fetched) {
                                      type + "\", neither an image manifest nor an index");
 }
 
-// Options for unpacking pulled layers: the same as the build executor's when it applies base
-// layers (src/build/executor.cpp apply_layers), so a pulled layer tree and a materialised base
-// root agree: owners set when possible and otherwise recorded in an xattr, device nodes skipped.
+// Options for unpacking pulled layers: owners set when possible and otherwise recorded in an
+// xattr, device nodes skipped (as the build executor applies base layers), and whiteouts kept
+// in overlay form, because the unpacked tree is an overlay lower dir of RUN steps.
 layer::ApplyOptions apply_options() {
   layer::ApplyOptions options;
   options.record_owners = true;
+  options.whiteouts = layer::WhiteoutStyle::overlay;
   return options;
 }
 

@@ -148,7 +148,9 @@ private:
       return info.error().what();
     }
     if (!*info) {
-      return std::string("disappeared during the check");
+      // Gone: an outdated layer (metadata version 1) that stat() just retired, to be unpacked
+      // again on its next use, or one a concurrent prune removed. Neither is damage.
+      return std::string();
     }
     auto listing = list_content(m_store.layers().lower_dir(diff_id));
     if (!listing) {

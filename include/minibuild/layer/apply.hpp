@@ -33,6 +33,22 @@ enum class Owners {
   ignore,      ///< never chown: files belong to the caller
 };
 
+/// What `.wh.` whiteout entries turn into.
+enum class WhiteoutStyle {
+  /// Remove what they hide from `target` (OCI "applying changesets"): for a root filesystem
+  /// that has its lower layers applied below it.
+  apply,
+  /// Record them the way overlayfs reads a lower dir mounted with `userxattr`: `.wh.NAME`
+  /// becomes NAME as a character device 0/0, `.wh..wh..opq` the xattr k_opaque_xattr = "y" on
+  /// its directory. For a fresh, empty `target` that becomes one layer of an overlay stack.
+  overlay,
+};
+
+/// The xattr that marks an opaque directory for overlayfs mounted with `userxattr` (Linux 5.11+,
+/// Documentation/filesystems/overlayfs.rst "Permission model" and "whiteouts and opaque
+/// directories").
+inline constexpr const char* k_opaque_xattr = "user.overlay.opaque";
+
 /// How parent directories are resolved inside the target: openat2(RESOLVE_IN_ROOT) or the
 /// component-by-component fallback (see base/in_root.hpp; MINIBUILD_NO_OPENAT2=1 forces it).
 using PathResolution = minibuild::Resolution;
@@ -51,6 +67,8 @@ struct ApplyOptions {
   /// owner outside a non-empty map is skipped and counted like a refused chown.
   IdMap id_map;
   PathResolution resolution = PathResolution::auto_detect;
+  /// How whiteouts are applied (see WhiteoutStyle and apply_layer()).
+  WhiteoutStyle whiteouts = WhiteoutStyle::apply;
 };
 
 /// What apply_layer() did.
@@ -60,6 +78,7 @@ struct ApplyResult {
   std::uint64_t uncompressed_size = 0;
   std::uint64_t entries = 0;         ///< tar entries read (whiteouts included)
   std::uint64_t whiteouts = 0;       ///< `.wh.NAME` and `.wh..wh..opq` entries applied
+                                     ///< (removed or recorded, no-ops included)
   std::uint64_t skipped_xattrs = 0;  ///< xattrs the filesystem or kernel refused, or unsafe ones
   std::uint64_t skipped_owners = 0;  ///< chowns refused or not mappable
   std::uint64_t skipped_devices = 0; ///< device entries not created (DeviceNodes)
@@ -74,8 +93,20 @@ struct ApplyResult {
 /// streamed: no temporary file) onto the existing directory `target`.
 ///
 /// - Entries replace what is there (a directory over a directory only updates its attributes);
-///   `.wh.NAME` removes NAME of lower layers, `.wh..wh..opq` empties its directory of lower
-///   content; whiteouts never remove what this layer itself added.
+///   whiteouts never hide what this layer itself added ("can only be hidden by whiteout files
+///   in subsequent layers"). WhiteoutStyle::apply: `.wh.NAME` removes NAME of lower layers,
+///   `.wh..wh..opq` empties its directory of lower content; overlay xattrs in the archive are
+///   ignored and counted in skipped_xattrs.
+/// - WhiteoutStyle::overlay: `.wh.NAME` creates NAME as a character device 0/0 (mknod without
+///   CAP_MKNOD needs Linux 5.8+; an older kernel's EPERM gives Code::unsupported); when this
+///   layer only holds entries below a directory NAME, that directory is marked opaque
+///   instead, which hides the same lower content. `.wh..wh..opq` sets k_opaque_xattr on its
+///   directory. Missing parents of a whiteout are created 0755, like other parents. A later
+///   entry of the layer at (or below) a whiteout device replaces it; a directory that replaces
+///   one is opaque (the lower one was removed first). An entry that carries overlayfs xattrs
+///   (trusted.overlay.*, user.overlay.*) is refused (Code::corrupt): they would be read as
+///   whiteouts or redirects. A character device 0/0 entry, which would read as a whiteout, is
+///   skipped and counted in skipped_devices whatever DeviceNodes says.
 /// - Paths: a leading `/` is dropped, `.` components are ignored, a `..` component is refused
 ///   (Code::corrupt naming the entry). Parent directories are resolved inside `target` (a
 ///   symlink component is followed as if `target` were `/`), missing ones are created 0755.

@@ -8,9 +8,9 @@
 //     regular file: size and, up to k_listing_hash_limit bytes, the sha256 of the content;
 //                   for larger files the modification time in nanoseconds instead
 //     symlink:      the target
-//     device:       the device number
+//     device:       the device number (an overlay whiteout is a character device 0/0)
 //   and every extended attribute except security.selinux (labels change with the host policy),
-//   sorted by name, with its value (overlay whiteouts and opaque markers live in xattrs).
+//   sorted by name, with its value (user.overlay.opaque marks opaque directories).
 // What it does not see: a change to a file above the limit that keeps size and mtime (someone
 // who writes and then resets the mtime), atime/ctime, and hard-link structure.
 #pragma once
