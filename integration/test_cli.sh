@@ -54,8 +54,9 @@ run_mb parse -f "$work_dir/missing.Dockerfile"
 expect_rc 3 "a missing Dockerfile is not_found"
 expect_contains "$err" "missing.Dockerfile" "the error names the Dockerfile"
 
-run_mb run alpine
-expect_rc 7 "planned commands exit 7"
+run_mb --root "$work_dir/root" run --pull never no-such-image:1 true
+expect_rc 3 "run of an image the store lacks, with --pull never, is not_found"
+expect_contains "$err" "no-such-image:1" "the error names the image"
 run_mb pull "Not/A:Valid:Reference"
 expect_rc 2 "an invalid image reference is a usage error"
 expect_contains "$err" "Not/A:Valid:Reference" "the error quotes the reference"

@@ -1,6 +1,10 @@
 #include "fs_ops.hpp"
 #include "image_config_builder.hpp"
+#include "run_step.hpp"
+#include "stored_image.hpp"
+#include "tree_diff.hpp"
 
+#include <minibuild/base/file.hpp>
 #include <minibuild/base/in_root.hpp>
 #include <minibuild/build/copy.hpp>
 #include <minibuild/build/executor.hpp>
@@ -35,7 +39,6 @@ using dockerfile::InstructionKind;
 using dockerfile::PlanStage;
 using dockerfile::SourceKind;
 
-constexpr std::size_t k_max_document = 64u << 20;  // manifests, indexes and configs
 constexpr std::size_t k_max_base_file = 16u << 20; // /etc/passwd and /etc/group of a base
 
 std::string to_lower(std::string_view text) {
@@ -78,155 +81,6 @@ Moment now() {
   const auto since = std::chrono::system_clock::now().time_since_epoch();
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since).count();
   return {ns / 1000000000, ns % 1000000000};
-}
-
-// ---- the build's scratch directory --------------------------------------------------------
-
-// A directory below <root>/tmp/ for staging trees and materialised root filesystems. It follows
-// the store's session protocol (docs/store.md): `tmp/<pid>-<random>` held under an exclusive
-// flock for as long as it is in use, so `clean_temp()` of another process leaves it alone while
-// this build runs and removes it if the build is killed. The store's own TempArea is private to
-// src/store, hence this second session.
-class Scratch {
-public:
-  static Result<std::unique_ptr<Scratch>> create(store::StoreFs& fs) {
-    std::random_device device;
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      char suffix[32];
-      std::snprintf(suffix, sizeof(suffix), "%08x%08x", device(), device());
-      const std::string rel = "tmp/" + std::to_string(::getpid()) + "-" + suffix;
-      MB_TRY_CONTEXT(fs.make_dir(rel), "create the build's temporary directory");
-      auto lock = fs.lock(rel, store::LockMode::exclusive, store::Wait::no);
-      if (!lock) {
-        if (lock.error().sys_errno() == EWOULDBLOCK || lock.error().code() == Code::not_found) {
-          continue;
-        }
-        return fail(std::move(lock).error().wrap("lock the build's temporary directory"));
-      }
-      // A cleaner may have removed the directory between mkdir and flock: hold a linked one.
-      struct stat st {};
-      if (::fstat(lock->get(), &st) != 0 || st.st_nlink == 0) {
-        continue;
-      }
-      return std::unique_ptr<Scratch>(new Scratch(fs, rel, std::move(*lock)));
-    }
-    return fail(Code::io, "create a temporary directory in " + fs.absolute("tmp") +
-                              ": it keeps disappearing (another process cleaning?)");
-  }
-
-  ~Scratch() { (void)m_fs.remove_tree(m_rel); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-
-  /// A new empty directory; returns its path relative to the store root.
-  Result<std::string> new_dir(std::string_view prefix) {
-    const std::string rel = m_rel + "/" + std::string(prefix) + "-" + std::to_string(++m_counter);
-    MB_TRY(m_fs.make_dir(rel));
-    return rel;
-  }
-  std::string absolute(const std::string& rel) const { return m_fs.absolute(rel); }
-  /// Best effort: whatever stays is removed with the scratch directory.
-  void remove(const std::string& rel) { (void)m_fs.remove_tree(rel); }
-
-private:
-  Scratch(store::StoreFs& fs, std::string rel, UniqueFd lock)
-      : m_fs(fs), m_rel(std::move(rel)), m_lock(std::move(lock)) {}
-
-  store::StoreFs& m_fs;
-  std::string m_rel;
-  UniqueFd m_lock;
-  std::uint64_t m_counter = 0;
-};
-
-// ---- images in the store ------------------------------------------------------------------
-
-struct LoadedImage {
-  std::string reference;
-  oci::Digest manifest_digest;
-  oci::ImageManifest manifest;
-  oci::ImageConfig config;
-};
-
-Result<std::string> read_blob(store::Store& store, const oci::Digest& digest,
-                              std::string_view what) {
-  auto bytes = store.blobs().read(digest, k_max_document);
-  if (!bytes) {
-    return fail(
-        std::move(bytes).error().wrap("read " + std::string(what) + " " + digest.to_string()));
-  }
-  return std::move(*bytes);
-}
-
-Result<LoadedImage> load_image(store::Store& store, const std::string& reference,
-                               const dockerfile::Platform& platform) {
-  LoadedImage image;
-  image.reference = reference;
-  std::string media_type;
-  bool found = false;
-  if (const auto at = reference.find('@'); at != std::string::npos) {
-    auto digest = oci::Digest::parse(reference.substr(at + 1));
-    if (!digest) {
-      return fail(Code::dockerfile,
-                  "invalid image reference \"" + reference + "\": " + digest.error().message());
-    }
-    MB_TRY_ASSIGN(auto stat, store.blobs().stat(*digest));
-    if (stat) {
-      image.manifest_digest = *digest;
-      found = true;
-    }
-  } else {
-    for (const auto& name : store_name_candidates(reference)) {
-      MB_TRY_ASSIGN(auto named, store.names().resolve(name));
-      if (named) {
-        image.manifest_digest = named->digest;
-        media_type = named->media_type;
-        found = true;
-        break;
-      }
-    }
-  }
-  if (!found) {
-    return fail(Code::not_found, "image " + reference + " is not in the local store");
-  }
-  MB_TRY_ASSIGN(std::string bytes, read_blob(store, image.manifest_digest, "manifest"));
-  auto manifest = oci::parse<oci::ImageManifest>(bytes);
-  if (!manifest && (oci::is_index(media_type) || media_type.empty())) {
-    // An index (a multi-platform image): take the stored manifest for the stage's platform.
-    MB_TRY_ASSIGN(auto index, oci::parse<oci::ImageIndex>(bytes));
-    oci::Platform wanted;
-    wanted.os = platform.os;
-    wanted.architecture = platform.architecture;
-    wanted.variant = platform.variant;
-    bool chosen = false;
-    for (const auto& entry : oci::find_manifests(index, wanted)) {
-      MB_TRY_ASSIGN(auto stat, store.blobs().stat(entry.digest));
-      if (stat) {
-        image.manifest_digest = entry.digest;
-        chosen = true;
-        break;
-      }
-    }
-    if (!chosen) {
-      return fail(Code::not_found, "image " + reference + " has no manifest for " +
-                                       oci::to_string(platform) + " in the local store");
-    }
-    MB_TRY_ASSIGN(bytes, read_blob(store, image.manifest_digest, "manifest"));
-    manifest = oci::parse<oci::ImageManifest>(bytes);
-  }
-  if (!manifest) {
-    return fail(std::move(manifest).error().wrap("image " + reference + ": manifest " +
-                                                 image.manifest_digest.to_string()));
-  }
-  image.manifest = std::move(*manifest);
-  MB_TRY_ASSIGN(std::string config_bytes,
-                read_blob(store, image.manifest.config.digest, "image config"));
-  auto config = oci::parse<oci::ImageConfig>(config_bytes);
-  if (!config) {
-    return fail(std::move(config).error().wrap("image " + reference + ": config " +
-                                               image.manifest.config.digest.to_string()));
-  }
-  image.config = std::move(*config);
-  return image;
 }
 
 // ---- root filesystems ----------------------------------------------------------------------
@@ -400,6 +254,17 @@ private:
   Result<void> workdir_step(StageState& st, const Command& command, const Instruction& expanded);
   Result<void> copy_step(StageState& st, const Command& command, const Instruction& expanded);
   Result<void> arg_step(StageState& st, const Instruction& instruction);
+  Result<void> run_step(StageState& st, const Command& command);
+  Result<void> run_step_with(StageState& st, const Command& command, int vertex, bool vfs);
+  /// What `RUN --mount` flags need: mounts for the sandbox, environment entries (secret env=)
+  /// and the cache-mount locks to hold while the step runs.
+  struct RunMounts {
+    std::vector<runtime::MountSpec> mounts;
+    std::vector<std::string> env;
+    std::vector<UniqueFd> locks;
+  };
+  Result<RunMounts> run_mounts(StageState& st, const Command& command, const std::string& run_dir);
+  Result<std::optional<runtime::SeccompProgram>> seccomp_program();
   Result<void> ensure_rootfs(StageState& st);
   Result<LoadedImage> resolve_image(const std::string& reference,
                                     const dockerfile::Platform& platform);
@@ -428,6 +293,10 @@ private:
   std::map<int, StageState> m_stages;
   std::map<std::string, std::string> m_image_roots; ///< COPY --from=<image>: rootfs (rel)
   std::set<std::string> m_fetched; ///< "reference platform" already fetched in this build
+  /// The compiled seccomp filter of RUN steps, made at the first RUN (nullopt inside: none).
+  std::optional<std::optional<runtime::SeccompProgram>> m_seccomp;
+  /// RUN steps use the vfs driver (asked for, or overlay was refused once in this build).
+  bool m_vfs = false;
   int m_vertices = 0;
   std::map<int, std::chrono::steady_clock::time_point> m_started;
 };
@@ -619,13 +488,8 @@ Result<void> Executor::dispatch(StageState& st, const Command& command) {
   switch (instruction.kind()) {
   case InstructionKind::from:
     return fail(Code::internal, "FROM inside a stage");
-  case InstructionKind::run: {
-    const int vertex = start_vertex(step_name(st, expanded_text(st, instruction), command.onbuild));
-    Result<void> outcome =
-        fail(Code::unsupported, "RUN needs the rootless runtime, which is not implemented yet");
-    end_vertex(vertex, outcome);
-    return outcome;
-  }
+  case InstructionKind::run:
+    return run_step(st, command);
   case InstructionKind::arg:
     return arg_step(st, instruction);
   case InstructionKind::env: {
@@ -666,6 +530,336 @@ Result<void> Executor::dispatch(StageState& st, const Command& command) {
   }
   }
   return fail(Code::internal, "unknown instruction kind");
+}
+
+Result<std::optional<runtime::SeccompProgram>> Executor::seccomp_program() {
+  if (!m_seccomp) {
+    if (m_options.seccomp_unconfined) {
+      m_seccomp.emplace();
+    } else {
+      runtime::SeccompProfile profile;
+      if (m_options.seccomp_profile) {
+        profile = *m_options.seccomp_profile;
+      } else {
+        MB_TRY_ASSIGN(profile, runtime::default_seccomp_profile());
+      }
+      MB_TRY_ASSIGN(runtime::SeccompProgram program,
+                    runtime::compile_seccomp(profile, m_options.capabilities));
+      m_seccomp.emplace(std::move(program));
+    }
+  }
+  return *m_seccomp;
+}
+
+// RUN. With the overlay driver the stage's layers (unpacked in the store) are the lower dirs and
+// the upper dir becomes the step's layer and, adopted by the store, the next step's top lower
+// dir. With the vfs driver the step runs on the stage's materialised root filesystem and its
+// layer is what changed there (tree_diff.hpp).
+Result<void> Executor::run_step(StageState& st, const Command& command) {
+  const auto& run = command.instruction.as<dockerfile::RunInstruction>();
+  // The command is the shell's to expand, not the builder's: show it as written.
+  std::string text = command.instruction.original;
+  for (std::size_t i = 0; i < std::min(text.find(' '), text.size()); ++i) {
+    if (text[i] >= 'a' && text[i] <= 'z') {
+      text[i] = static_cast<char>(text[i] - 'a' + 'A');
+    }
+  }
+  const int vertex = start_vertex(step_name(st, text, command.onbuild));
+  auto outcome = [&]() -> Result<void> {
+    if (run.security == dockerfile::RunSecurity::insecure) {
+      return fail(Code::unsupported, "RUN --security=insecure is not supported: steps always "
+                                     "run in the sandbox (docs/security.md)");
+    }
+    if (m_options.storage_driver == StorageDriver::vfs) {
+      m_vfs = true;
+    }
+    if (!m_vfs) {
+      auto ran = run_step_with(st, command, vertex, false);
+      // Kernels before 5.11 refuse overlay in a user namespace: fall back to copies once.
+      if (ran || m_options.storage_driver != StorageDriver::auto_ ||
+          ran.error().code() != Code::sandbox ||
+          ran.error().message().find("mount the overlay root filesystem") == std::string::npos) {
+        return ran;
+      }
+      log(vertex, "notice: overlayfs refused (" + ran.error().message() +
+                      "); using the vfs driver for this build: copies, slower (docs/run.md)");
+      m_vfs = true;
+    }
+    return run_step_with(st, command, vertex, true);
+  }();
+  end_vertex(vertex, outcome);
+  return outcome;
+}
+
+Result<void> Executor::run_step_with(StageState& st, const Command& command, int vertex, bool vfs) {
+  const auto& run = command.instruction.as<dockerfile::RunInstruction>();
+  std::vector<std::string> lowers;
+  BaseFileReader reader;
+  TreeSnapshot before;
+  if (vfs) {
+    MB_TRY(ensure_rootfs(st));
+    reader = base_image_of(st.root).read_file;
+    MB_TRY_ASSIGN(before, snapshot_tree(m_scratch->absolute(st.rootfs_rel)));
+  } else {
+    MB_TRY_ASSIGN(lowers,
+                  unpacked_lower_dirs(m_store, st.layers, st.builder.config().rootfs.diff_ids));
+    reader = [&lowers](const std::string& path) { return read_file_from_layers(lowers, path); };
+  }
+  const oci::ContainerConfig& config = st.builder.config().config;
+  MB_TRY_ASSIGN(RunUser user, resolve_run_user(config.user, reader));
+
+  // Build args reach the step's environment, never the config; ENV of the same name wins.
+  dockerfile::Environment visible_args;
+  for (const auto& [name, value] : st.scope.args().entries()) {
+    if (!st.scope.env().contains(name)) {
+      visible_args.set(name, value);
+    }
+  }
+  // Proxy --build-args reach every step without an ARG, and not the history (BuildKit).
+  dockerfile::Environment step_args = visible_args;
+  for (const auto& [name, value] : m_plan.proxy_env.entries()) {
+    if (!step_args.contains(name) && !st.scope.env().contains(name)) {
+      step_args.set(name, value);
+    }
+  }
+  runtime::SandboxSpec spec;
+  MB_TRY_ASSIGN(std::string run_rel, m_scratch->new_dir("run"));
+  const std::string run_dir = m_scratch->absolute(run_rel);
+  spec.scratch_dir = run_dir + "/sandbox";
+  std::vector<std::string> dirs = {spec.scratch_dir};
+  if (vfs) {
+    spec.rootfs.plain_dir = m_scratch->absolute(st.rootfs_rel);
+  } else {
+    spec.rootfs.lower_dirs = lowers;
+    spec.rootfs.upper_dir = run_dir + "/upper";
+    spec.rootfs.work_dir = run_dir + "/work";
+    dirs.push_back(spec.rootfs.upper_dir);
+    dirs.push_back(spec.rootfs.work_dir);
+  }
+  for (const auto& dir : dirs) {
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+      return fail_errno(errno, "mkdir \"" + dir + "\"");
+    }
+  }
+  MB_TRY_ASSIGN(RunMounts mounts, run_mounts(st, command, run_dir));
+  spec.mounts = std::move(mounts.mounts);
+  spec.process.argv = command_argv(run.command, config.shell);
+  spec.process.env = run_environment(config.env, step_args, user.home);
+  spec.process.env.insert(spec.process.env.end(), mounts.env.begin(), mounts.env.end());
+  spec.process.cwd = config.working_dir.empty() ? "/" : config.working_dir;
+  spec.process.uid = user.uid;
+  spec.process.gid = user.gid;
+  spec.process.supplementary_gids = user.groups;
+  spec.process.capabilities = m_options.capabilities;
+  MB_TRY_ASSIGN(spec.process.seccomp, seccomp_program());
+  spec.network = run.network == dockerfile::RunNetwork::none   ? runtime::NetworkMode::none
+                 : run.network == dockerfile::RunNetwork::host ? runtime::NetworkMode::host
+                                                               : m_options.network;
+  OutputTail tail(10);
+  const auto to_progress = [&](std::string_view line) { log(vertex, line); };
+  spec.output = [&](std::string_view chunk) { tail.feed(chunk, to_progress); };
+  auto ran = runtime::run_in_sandbox(spec);
+  tail.finish(to_progress);
+  auto stubs = read_file(spec.scratch_dir + "/stubs");
+  const std::string stubs_text = stubs ? *stubs : std::string();
+  if (vfs) {
+    // The root is the stage's own: mount points go whatever happened. Empty directories that
+    // held them are the image's, not copies, so they stay.
+    MB_TRY(remove_mount_stubs(spec.rootfs.plain_dir, stubs_text, StubParents::keep));
+  }
+  if (!ran) {
+    // A command missing from the image is the step failing, not a name the user gave us.
+    Error error = std::move(ran).error();
+    return fail(error.code() == Code::not_found ? std::move(error).with_code(Code::build_failed)
+                                                : std::move(error));
+  }
+  const std::string created_by = run_created_by(spec.process.argv, visible_args);
+  if (ran->exit_code != 0) {
+    std::string message = "process \"" + created_by.substr(4) +
+                          "\" did not complete successfully: exit code " +
+                          std::to_string(ran->exit_code);
+    if (ran->signal != 0) {
+      message += " (killed by signal " + std::to_string(ran->signal) + ")";
+    }
+    if (!tail.lines().empty()) {
+      message += "\nlast lines of its output:";
+      for (const auto& line : tail.lines()) {
+        message += "\n  " + line;
+      }
+    }
+    if (vfs) {
+      // The copy changed in place: materialise it again at the next step that needs it.
+      st.root.reset();
+    }
+    return fail(Code::build_failed, message);
+  }
+
+  std::string layer_tree = spec.rootfs.upper_dir;
+  if (vfs) {
+    layer_tree = run_dir + "/changes";
+    if (::mkdir(layer_tree.c_str(), 0755) != 0) {
+      return fail_errno(errno, "mkdir \"" + layer_tree + "\"");
+    }
+    MB_TRY(stage_changes(spec.rootfs.plain_dir, before, layer_tree));
+  } else {
+    MB_TRY(remove_mount_stubs(layer_tree, stubs_text));
+  }
+  layer::ExportOptions export_options;
+  export_options.kind = layer::TreeKind::overlay_upper;
+  export_options.compression = m_options.compression;
+  export_options.level = m_options.compression_level;
+  export_options.source_date_epoch = m_options.source_date_epoch;
+  MB_TRY_ASSIGN(auto writer, m_store.blobs().open_writer({}));
+  MB_TRY_ASSIGN(layer::ExportResult exported,
+                layer::export_layer(layer_tree, export_options, *writer));
+  for (const auto& warning : exported.warnings) {
+    log(vertex, "warning: " + warning);
+  }
+  if (exported.entries == 0) {
+    // Nothing changed: BuildKit keeps the history entry and drops the empty layer.
+    st.builder.add_history(created_by + " # buildkit", true);
+    m_scratch->remove(run_rel);
+    return {};
+  }
+  MB_TRY_ASSIGN(store::BlobInfo info, writer->commit());
+  oci::Descriptor blob;
+  blob.media_type = exported.media_type;
+  blob.digest = info.digest;
+  blob.size = static_cast<std::int64_t>(info.size);
+  if (vfs) {
+    // The materialised root already holds the change: record the layer without applying it.
+    st.layers.push_back(blob);
+    st.builder.add_layer(exported.diff_id, created_by);
+  } else {
+    MB_TRY(m_store.layers().adopt(exported.diff_id, layer_tree));
+    MB_TRY(add_layer(st, blob, exported.diff_id, created_by));
+  }
+  m_scratch->remove(run_rel);
+  return {};
+}
+
+// RUN --mount (BuildKit's forms, docs/dockerfile.md): bind from the context or a stage (read-only),
+// cache directories kept in the store, secrets from --secret, tmpfs.
+Result<Executor::RunMounts> Executor::run_mounts(StageState& st, const Command& command,
+                                                 const std::string& run_dir) {
+  RunMounts result;
+  const auto& run = command.instruction.as<dockerfile::RunInstruction>();
+  std::size_t counter = 0;
+  for (const auto& flag : run.mounts) {
+    if (!flag.resolved) {
+      return fail(Code::unsupported, "--mount=" + flag.spec +
+                                         ": variables in --mount are not "
+                                         "supported yet");
+    }
+    runtime::MountSpec mount;
+    mount.target = flag.target;
+    switch (flag.type) {
+    case dockerfile::MountType::tmpfs:
+      mount.kind = runtime::MountSpec::Kind::tmpfs;
+      mount.options = flag.size ? "size=" + std::to_string(*flag.size) : "";
+      break;
+    case dockerfile::MountType::bind: {
+      if (!flag.read_only) {
+        return fail(Code::unsupported,
+                    "--mount=" + flag.spec + ": read-write bind mounts are not supported yet");
+      }
+      std::string root = std::filesystem::absolute(m_context.path()).lexically_normal().string();
+      if (!flag.from.empty()) {
+        MB_TRY_ASSIGN(root, source_root(st, flag.from, command.instruction.location));
+      }
+      MB_TRY_ASSIGN(InRoot in_root, InRoot::open(root, Resolution::auto_detect));
+      std::string rel = flag.source;
+      while (!rel.empty() && rel.front() == '/') {
+        rel.erase(0, 1);
+      }
+      auto found = in_root.locate(rel, FollowFinal::yes);
+      if (!found) {
+        return fail(Code::build_failed,
+                    "--mount=" + flag.spec + ": " + (flag.source.empty() ? "/" : flag.source) +
+                        " not found in " +
+                        (flag.from.empty() ? "the build context" : "stage " + flag.from));
+      }
+      mount.source = root + "/" + found->physical;
+      mount.read_only = true;
+      break;
+    }
+    case dockerfile::MountType::cache: {
+      // One directory per id (the target when no id is given), kept under the store root.
+      const std::string id = flag.id.empty() ? flag.target : flag.id;
+      const std::string rel = "cache/mounts/" + oci::sha256_of(id).hex();
+      MB_TRY(m_store.fs().make_dir("cache"));
+      MB_TRY(m_store.fs().make_dir("cache/mounts"));
+      auto stat = m_store.fs().stat(rel);
+      MB_TRY(stat);
+      const std::string path = m_store.fs().absolute(rel);
+      if (!*stat) {
+        MB_TRY(m_store.fs().make_dir(rel));
+        if (::chmod(path.c_str(), flag.mode.value_or(0755)) != 0 ||
+            ::chown(path.c_str(), flag.uid.value_or(0), flag.gid.value_or(0)) != 0) {
+          return fail_errno(errno, "prepare the cache mount \"" + path + "\"");
+        }
+      }
+      const auto sharing = flag.sharing.value_or(dockerfile::MountSharing::shared);
+      mount.source = path;
+      if (sharing == dockerfile::MountSharing::locked) {
+        MB_TRY_ASSIGN(UniqueFd lock,
+                      m_store.fs().lock(rel, store::LockMode::exclusive, store::Wait::yes));
+        result.locks.push_back(std::move(lock));
+      } else if (sharing == dockerfile::MountSharing::private_) {
+        auto lock = m_store.fs().lock(rel, store::LockMode::exclusive, store::Wait::no);
+        if (lock) {
+          result.locks.push_back(std::move(*lock));
+        } else {
+          // In use by another build: this step gets a fresh, throw-away directory.
+          mount.source = run_dir + "/cache-" + std::to_string(++counter);
+          if (::mkdir(mount.source.c_str(), flag.mode.value_or(0755)) != 0) {
+            return fail_errno(errno, "mkdir \"" + mount.source + "\"");
+          }
+        }
+      }
+      break;
+    }
+    case dockerfile::MountType::secret: {
+      const std::string id =
+          flag.id.empty() ? flag.target.substr(flag.target.rfind('/') + 1) : flag.id;
+      const auto secret = m_options.secrets.find(id);
+      if (secret == m_options.secrets.end()) {
+        if (flag.required) {
+          return fail(Code::build_failed, "--mount=" + flag.spec + ": secret \"" + id +
+                                              "\" was not given (--secret id=" + id + ",...)");
+        }
+        continue;
+      }
+      if (flag.env) {
+        result.env.push_back(*flag.env + "=" + secret->second);
+        if (flag.target.empty()) {
+          continue;
+        }
+      }
+      mount.target = flag.target.empty() ? "/run/secrets/" + id : flag.target;
+      mount.source = run_dir + "/secret-" + std::to_string(++counter);
+      UniqueFd file(::open(mount.source.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                           flag.mode.value_or(0400)));
+      if (!file || ::write(file.get(), secret->second.data(), secret->second.size()) !=
+                       static_cast<ssize_t>(secret->second.size())) {
+        return fail_errno(errno, "write the secret \"" + id + "\"");
+      }
+      if (::fchown(file.get(), flag.uid.value_or(0), flag.gid.value_or(0)) != 0 ||
+          ::fchmod(file.get(), flag.mode.value_or(0400)) != 0) {
+        return fail_errno(errno, "set the owner of the secret \"" + id + "\"");
+      }
+      mount.read_only = true;
+      break;
+    }
+    case dockerfile::MountType::ssh:
+      return fail(Code::unsupported, "--mount=type=ssh is not supported yet");
+    }
+    if (mount.target.empty() || mount.target.front() != '/') {
+      mount.target = normalize_workdir(st.builder.config().config.working_dir, mount.target);
+    }
+    result.mounts.push_back(std::move(mount));
+  }
+  return result;
 }
 
 Result<void> Executor::arg_step(StageState& st, const Instruction& instruction) {

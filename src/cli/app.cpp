@@ -8,6 +8,7 @@
 #include "rootless.hpp"
 
 #include <minibuild/cli/app.hpp>
+#include <minibuild/runtime/sandbox.hpp>
 #include <minibuild/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -63,6 +64,19 @@ std::vector<std::string> with_implicit_build(int argc, char* argv[]) {
   return args;
 }
 
+void add_sandbox_options(CLI::App& command, SandboxCliOptions& options) {
+  command.add_option("--network", options.network, "Network of RUN steps: host (default), none")
+      ->check(CLI::IsMember({"host", "none", "default"}));
+  command
+      .add_option("--storage-driver", options.storage_driver,
+                  "Root filesystem of RUN steps: auto (default: overlay, else vfs), overlay, vfs")
+      ->check(CLI::IsMember({"auto", "overlay", "vfs"}));
+  command
+      .add_option("--security-opt", options.security_opts,
+                  "seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges (repeatable)")
+      ->allow_extra_args(false);
+}
+
 void add_build_options(CLI::App& command, BuildOptions& options) {
   command.add_option("-f,--file", options.dockerfile,
                      "Dockerfile to build (default: CONTEXT/Dockerfile; - reads stdin)");
@@ -98,15 +112,13 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
   command.add_option("--label", options.labels, "Add a label KEY=VALUE to the image")
       ->allow_extra_args(false);
   command.add_flag("-q,--quiet", options.quiet, "Print only the image id");
+  add_sandbox_options(command, options.sandbox);
+  command
+      .add_option("--secret", options.secrets,
+                  "Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+      ->allow_extra_args(false);
   command.add_option("context", options.context, "Build context directory (default: .)");
 }
-
-// Declares a command that later releases implement, with its final options, so that `--help`
-// already shows its shape; running it says so and exits 7 (docs/cli.md).
-struct PlannedCommand {
-  CLI::App* app;
-  std::string issue;
-};
 
 } // namespace
 
@@ -198,16 +210,26 @@ int run(int argc, char* argv[]) {
   auto* logout = app.add_subcommand("logout", "Remove saved credentials for a registry");
   logout->add_option("server", logout_options.server, "Registry host[:port]")->required();
 
-  // Commands whose options are final but whose implementation lands with later issues.
-  PlannedOptions later;
-  std::vector<PlannedCommand> planned;
-  {
-    auto* run_command = app.add_subcommand("run", "Run a command in a container of an image");
-    run_command->add_option("image", later.run.image, "Image")->required();
-    run_command->add_option("command", later.run.command, "Command and arguments");
-    run_command->add_flag("--rm", later.run.remove, "Remove the container afterwards");
-    planned.push_back({run_command, "rootless RUN"});
-  }
+  RunCommandOptions run_options;
+  auto* run_command = app.add_subcommand("run", "Run a command in a container of an image");
+  run_command->add_flag("--rm", run_options.remove,
+                        "Remove the container afterwards (always done: none is kept)");
+  run_command->add_flag("-i,--interactive", run_options.interactive,
+                        "Keep stdin attached (always done)");
+  run_command->add_option("--entrypoint", run_options.entrypoint, "Replace the entrypoint");
+  run_command->add_option("-e,--env", run_options.env, "Set KEY=VALUE (or KEY from here)")
+      ->allow_extra_args(false);
+  run_command->add_option("-u,--user", run_options.user, "Run as USER[:GROUP]");
+  run_command->add_option("-w,--workdir", run_options.workdir, "Working directory");
+  run_command->add_option("--platform", run_options.platform, "Platform os/arch[/variant]");
+  run_command->add_option("--pull", run_options.pull, "missing (default), always, never")
+      ->check(CLI::IsMember({"missing", "always", "never"}));
+  add_sandbox_options(*run_command, run_options.sandbox);
+  run_command->add_option("image", run_options.image, "Image")->required();
+  run_command->add_option("command", run_options.command, "Command and arguments");
+  // Everything after the image belongs to the command, options included (`run img ls -l`).
+  run_command->positionals_at_end();
+  run_command->prefix_command(false);
 
   // The store commands (command_store.hpp).
   ImagesOptions images_options;
@@ -265,13 +287,16 @@ int run(int argc, char* argv[]) {
   // Before anything starts a thread (curl, parallel pulls): unshare refuses threaded processes.
   const bool uses_store = build->parsed() || pull->parsed() || push->parsed() || images->parsed() ||
                           inspect->parsed() || history->parsed() || rmi->parsed() ||
-                          prune->parsed() || fsck->parsed() || save->parsed();
+                          prune->parsed() || fsck->parsed() || save->parsed() ||
+                          run_command->parsed();
   if (uses_store) {
     if (auto entered = enter_rootless_namespace(global); !entered) {
       std::fputs(format_error(entered.error(), {}).c_str(), stderr);
       return exit_code_for(entered.error().code());
     }
   }
+  // A signal during a RUN step ends the step and unwinds the command (runtime/sandbox.hpp).
+  runtime::install_interrupt_handlers();
   Context context(global, ::isatty(STDERR_FILENO) != 0);
   Result<void> outcome;
   if (build->parsed()) {
@@ -302,14 +327,16 @@ int run(int argc, char* argv[]) {
     outcome = run_login(context, login_options);
   } else if (logout->parsed()) {
     outcome = run_logout(context, logout_options);
-  } else {
-    for (const auto& command : planned) {
-      if (command.app->parsed()) {
-        outcome = fail(Code::unsupported, "`minibuild " + command.app->get_name() +
-                                              "` is not implemented in this version (it comes "
-                                              "with " +
-                                              command.issue + ")");
-      }
+  } else if (run_command->parsed()) {
+    auto exit_code = run_run(context, run_options);
+    if (exit_code) {
+      return *exit_code;
+    }
+    outcome = fail(std::move(exit_code).error());
+    // As `docker run`: a command that cannot be found or executed exits 127 or 126.
+    if (outcome.error().message().rfind("exec ", 0) == 0) {
+      std::fputs(format_error(outcome.error(), {}).c_str(), stderr);
+      return outcome.error().code() == Code::not_found ? 127 : 126;
     }
   }
   if (outcome) {

@@ -4,8 +4,10 @@
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
 #include "registry_access.hpp"
+#include "sandbox_options.hpp"
 #include "store_access.hpp"
 
+#include <minibuild/base/file.hpp>
 #include <minibuild/build/context.hpp>
 #include <minibuild/build/executor.hpp>
 #include <minibuild/build/outputs.hpp>
@@ -22,6 +24,47 @@
 namespace minibuild::cli {
 
 namespace {
+
+// `--secret id=ID,src=FILE` (also source=), `id=ID,env=VAR`, or `id=ID` alone: the variable ID
+// when it is set, as buildx does. Read now, so a missing file fails before the build.
+Result<std::map<std::string, std::string>> parse_secrets(const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> secrets;
+  for (const auto& spec : specs) {
+    std::string id, src, env;
+    std::size_t start = 0;
+    while (start <= spec.size()) {
+      const std::size_t end = std::min(spec.find(',', start), spec.size());
+      const std::string field = spec.substr(start, end - start);
+      const std::size_t eq = field.find('=');
+      const std::string key = field.substr(0, eq);
+      const std::string value = eq == std::string::npos ? "" : field.substr(eq + 1);
+      if (key == "id") {
+        id = value;
+      } else if (key == "src" || key == "source") {
+        src = value;
+      } else if (key == "env") {
+        env = value;
+      } else if (key != "type" || (value != "file" && value != "env")) {
+        return fail(Code::usage, "--secret " + spec + ": unknown field \"" + field + "\"");
+      }
+      start = end + 1;
+    }
+    if (id.empty()) {
+      return fail(Code::usage, "--secret " + spec + ": id= is required");
+    }
+    if (!src.empty()) {
+      MB_TRY_ASSIGN(secrets[id], read_file(src));
+      continue;
+    }
+    const std::string variable = env.empty() ? id : env;
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) {
+      return fail(Code::usage, "--secret " + spec + ": the environment has no " + variable);
+    }
+    secrets[id] = value;
+  }
+  return secrets;
+}
 
 // Docker resolves -f relative to the working directory and defaults to CONTEXT/Dockerfile;
 // buildah and podman also accept CONTEXT/Containerfile, so do we when there is no Dockerfile.
@@ -144,6 +187,15 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                 source_date_epoch(options, plan_options.build_args));
   MB_TRY_ASSIGN(executor_options.labels, parse_labels(options.labels));
   executor_options.no_cache = options.no_cache;
+  MB_TRY_ASSIGN(SandboxSettings sandbox, sandbox_settings(options.sandbox));
+  executor_options.network = sandbox.network;
+  executor_options.seccomp_profile = std::move(sandbox.seccomp_profile);
+  executor_options.seccomp_unconfined = sandbox.seccomp_unconfined;
+  executor_options.storage_driver =
+      options.sandbox.storage_driver == "vfs"       ? build::StorageDriver::vfs
+      : options.sandbox.storage_driver == "overlay" ? build::StorageDriver::overlay
+                                                    : build::StorageDriver::auto_;
+  MB_TRY_ASSIGN(executor_options.secrets, parse_secrets(options.secrets));
   const bool quiet = options.quiet || options.progress == "quiet";
   build::PlainProgress progress(stderr);
   if (!quiet) {

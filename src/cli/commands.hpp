@@ -44,5 +44,7 @@ Result<void> run_pull(Context& context, const PullCommandOptions& options);
 Result<void> run_push(Context& context, const PushCommandOptions& options);
 Result<void> run_login(Context& context, const LoginOptions& options);
 Result<void> run_logout(Context& context, const LogoutOptions& options);
+/// `minibuild run`: the command's exit code (128 + N after signal N) is the result.
+Result<int> run_run(Context& context, const RunCommandOptions& options);
 
 } // namespace minibuild::cli

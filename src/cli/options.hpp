@@ -21,6 +21,13 @@ struct GlobalOptions {
 std::string resolve_store_root(const std::string& root_option, const char* xdg_data_home,
                                const char* home, bool is_root);
 
+/// The sandbox options `build` and `run` share (docs/security.md).
+struct SandboxCliOptions {
+  std::string network = "host";           ///< --network host|none
+  std::string storage_driver = "auto";    ///< --storage-driver auto|overlay|vfs
+  std::vector<std::string> security_opts; ///< --security-opt seccomp=unconfined|FILE, ...
+};
+
 /// `minibuild build` options, named as `docker build` names them.
 struct BuildOptions {
   std::string context = ".";
@@ -42,6 +49,8 @@ struct BuildOptions {
   int max_concurrent_downloads = 4;
   std::vector<std::string> labels; ///< --label KEY=VALUE
   bool quiet = false;
+  SandboxCliOptions sandbox;
+  std::vector<std::string> secrets; ///< --secret id=ID[,src=FILE|,env=VAR]
 };
 
 struct ParseOptions {
@@ -85,14 +94,19 @@ struct LogoutOptions {
   std::string server;
 };
 
-/// Options of the commands that later issues implement (run); declared now so that `--help`
-/// already shows their final shape.
-struct PlannedOptions {
-  struct {
-    std::string image;
-    std::vector<std::string> command;
-    bool remove = false;
-  } run;
+/// `minibuild run [OPTIONS] IMAGE [COMMAND...]`, named as `docker run` names them.
+struct RunCommandOptions {
+  std::string image;
+  std::vector<std::string> command;
+  bool remove = false;      ///< accepted: containers are never kept
+  bool interactive = false; ///< accepted: stdin is always attached
+  std::optional<std::string> entrypoint;
+  std::vector<std::string> env; ///< -e KEY=VALUE or KEY (from the environment)
+  std::optional<std::string> user;
+  std::optional<std::string> workdir;
+  std::string platform;
+  std::string pull = "missing"; ///< missing|always|never
+  SandboxCliOptions sandbox;
 };
 
 } // namespace minibuild::cli

@@ -16,8 +16,11 @@
 //     (other than "/") produce a layer: a staging tree in the store's temporary area, exported
 //     by layer::export_layer straight into a blob. `COPY --from` reads the root filesystem of a
 //     stage or stored image, materialised by applying its layers in the temporary area.
-//   - RUN fails with Code::unsupported and the instruction's location: the rootless runtime is
-//     not implemented yet.
+//   - RUN runs in the sandbox (runtime/sandbox.hpp) on an overlay of the stage's unpacked layers;
+//     the upper dir is exported as the step's layer and adopted by the store as that layer's
+//     unpacked tree, ready to be the next step's lower dir. A step that changes nothing adds
+//     no layer (its history entry is empty_layer, as BuildKit does). A non-zero exit fails
+//     the build with Code::build_failed, the exit code and the last lines of output.
 //   - the target stage (the plan's last) becomes an OCI manifest + config written as blobs, its
 //     names (-t) recorded in the store.
 //
@@ -35,6 +38,8 @@
 #include <minibuild/oci/image_config.hpp>
 #include <minibuild/oci/manifest.hpp>
 #include <minibuild/oci/media_types.hpp>
+#include <minibuild/runtime/sandbox.hpp>
+#include <minibuild/runtime/security.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -83,6 +88,13 @@ private:
   bool m_first = true;
 };
 
+/// How RUN steps get their root filesystem (docs/run.md, "Storage drivers").
+enum class StorageDriver {
+  auto_,   ///< overlay; vfs for the rest of the build when the kernel refuses overlay
+  overlay, ///< overlayfs on the stage's unpacked layers
+  vfs,     ///< a plain copy of the stage's root filesystem; changes found by comparison
+};
+
 struct ExecutorOptions {
   /// Names to give the result, "repository:tag" (already normalised: the caller appends
   /// ":latest" where needed).
@@ -103,6 +115,21 @@ struct ExecutorOptions {
   /// --pull=always: fetch every image reference once per build before using the stored copy.
   /// Otherwise (--pull=missing) fetch only a reference the store cannot resolve.
   bool always_fetch = false;
+
+  // ---- RUN steps (runtime/sandbox.hpp) ----
+  /// The network of RUN steps without `RUN --network` (--network on the command line).
+  runtime::NetworkMode network = runtime::NetworkMode::host;
+  /// The seccomp profile of RUN steps; nullopt: the default profile (docs/security.md).
+  std::optional<runtime::SeccompProfile> seccomp_profile;
+  /// --security-opt seccomp=unconfined: no filter at all.
+  bool seccomp_unconfined = false;
+  StorageDriver storage_driver = StorageDriver::auto_;
+  /// Capabilities of a step running as root (Docker's default set).
+  runtime::CapabilitySet capabilities = runtime::default_capabilities();
+  /// `--secret id=ID,src=FILE|env=VAR`: the secrets `RUN --mount=type=secret` can use, by id.
+  /// They reach the step as a read-only file (or an environment variable with env=) and never
+  /// a layer, the history or the config.
+  std::map<std::string, std::string> secrets;
 };
 
 /// What a build produced. The image id (as docker shows it) is the config digest.
@@ -117,7 +144,8 @@ struct BuildResult {
 /// Runs `plan` (every planned stage, in order; the last one is the target) and stores the
 /// image. `context` is the build context for COPY/ADD without --from. On failure nothing is
 /// named; blobs already written stay until prune. Errors carry the failing instruction's
-/// location (Error::at): Code::unsupported for RUN, Code::not_found for a base image missing
+/// location (Error::at): Code::build_failed for a failing RUN, Code::sandbox when the
+/// kernel refused a sandbox step, Code::not_found for a base image missing
 /// from the store, the copy engine's codes for COPY/ADD (copy.hpp), Code::io / Code::corrupt
 /// from the store and layer modules.
 Result<BuildResult> execute(const dockerfile::Plan& plan, const BuildContext& context,

@@ -1,0 +1,134 @@
+// The RUN sandbox: runs one process tree in fresh mount, PID, IPC and UTS namespaces (and a fresh
+// network namespace for --network=none) on an overlay root filesystem.
+//
+// The model is bubblewrap's and crun's: everything is planned in the calling process (paths,
+// argv/env arrays, the compiled seccomp program), then a child made with clone() runs the plan
+// top to bottom with plain syscalls and no allocation-heavy work:
+//
+//   clone(NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWNET])        the child is PID 1 of the step
+//   → parent death signal, "/" made private (mounts never reach the caller's namespace)
+//   → overlay (lowerdir through short links, upperdir, workdir, userxattr) or a plain dir bind
+//   → /proc, /dev (tmpfs + binds of null zero full random urandom tty, devpts, shm, mqueue),
+//     /sys read-only, /etc/hosts, /etc/resolv.conf, /etc/hostname, extra mounts
+//   → pivot_root, old root detached → sethostname, lo up for a new network namespace
+//   → fork the command; PID 1 reaps every process until the command exits, then exits with
+//     its status (its death kills whatever is left in the PID namespace)
+//   → in the command: setsid, setgroups/setresgid/setresuid, capabilities, umask, chdir,
+//     no_new_privs, seccomp last, execve.
+//
+// The caller needs CAP_SYS_ADMIN over its own user namespace: real root, or the rootless
+// namespace the CLI enters (runtime/user_namespace.hpp). No user namespace is made here.
+//
+// Errors of the child come back over a close-on-exec pipe as "<step>: <syscall> <path>: <errno
+// text>" and become Code::sandbox with a hint when the cause is known. The command's own
+// failure is not an error: it is SandboxExit.
+#pragma once
+
+#include <minibuild/base/error.hpp>
+#include <minibuild/runtime/security.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace minibuild::runtime {
+
+enum class NetworkMode {
+  host, ///< the caller's network namespace
+  none, ///< a new network namespace with only lo, up
+};
+
+/// How the step's root filesystem is made.
+struct RootFs {
+  /// Overlay lower dirs, TOP FIRST (the image's last layer first). Empty lower_dirs with a
+  /// non-empty upper_dir mounts an overlay of an empty lower (FROM scratch).
+  std::vector<std::string> lower_dirs;
+  /// The overlay upper and work dirs: absolute, empty, on one filesystem. The upper dir holds
+  /// the step's changes afterwards (whiteouts as 0/0 devices, user.overlay.opaque).
+  std::string upper_dir;
+  std::string work_dir;
+  /// Instead of an overlay: this directory is the root (the copy-based vfs driver), changed in
+  /// place. Used when non-empty; lower/upper/work are then ignored.
+  std::string plain_dir;
+};
+
+struct MountSpec {
+  enum class Kind { bind, tmpfs };
+  Kind kind = Kind::bind;
+  std::string source; ///< absolute host path for bind; unused for tmpfs
+  std::string target; ///< absolute path in the container; created when missing
+  bool read_only = false;
+  std::string options; ///< tmpfs data ("size=64m,mode=1777"); empty: defaults
+};
+
+struct ProcessSpec {
+  std::vector<std::string> argv; ///< argv[0] is looked up in PATH of `env` when it has no '/'
+  std::vector<std::string> env;  ///< "KEY=VALUE"
+  std::string cwd = "/";         ///< created (0755, owned by root) when missing
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::vector<std::uint32_t> supplementary_gids;
+  mode_t umask = 022;
+  CapabilitySet capabilities = 0; ///< kept for a root process; a non-root one gets none
+  /// The compiled filter; nullopt: unconfined. no_new_privs is set either way.
+  std::optional<SeccompProgram> seccomp;
+};
+
+struct SandboxSpec {
+  RootFs rootfs;
+  ProcessSpec process;
+  NetworkMode network = NetworkMode::host;
+  std::string hostname = "minibuild";
+  /// Content of the files supplied by the builder; bind-mounted read-only over the image's own
+  /// (created when missing) and never part of the upper dir.
+  std::string hosts;
+  std::string resolv_conf;
+  /// Mounts after the standard ones, in order.
+  std::vector<MountSpec> mounts;
+  /// A directory the sandbox may use for its own files (the mount point of the root, the short
+  /// lower-dir links, the /etc files). Must exist and be empty; the caller removes it afterwards.
+  std::string scratch_dir;
+  /// The step's stdin, stdout and stderr; -1: /dev/null (stdin) or the caller's own.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  /// When set, stdout and stderr go to one pipe whose bytes are handed to this function as they
+  /// arrive (on the calling thread), instead of stdout_fd/stderr_fd.
+  std::function<void(std::string_view chunk)> output;
+};
+
+/// How the command ended.
+struct SandboxExit {
+  int exit_code = 0; ///< the command's exit status, or 128 + signal
+  int signal = 0;    ///< the signal that ended it, or 0
+};
+
+/// Runs the spec and waits for the command. Blocking; call from one thread at a time per
+/// spec. Every process of the step is gone and every mount of it released when this returns,
+/// success or failure (they lived in namespaces that died with PID 1). When the calling process
+/// dies (SIGKILL, an unhandled SIGINT), the step's PID 1 receives SIGKILL (PR_SET_PDEATHSIG),
+/// which ends the step the same way.
+///
+/// Code::sandbox when a setup step failed (the message names step, syscall, path, errno and a
+/// hint); Code::not_found when the command does not exist in the container; Code::io when the
+/// caller's side fails (pipe, clone).
+Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec);
+
+/// The /etc/hosts the builder supplies: localhost lines and the hostname.
+std::string default_hosts_file(std::string_view hostname);
+
+/// For the CLI: SIGINT, SIGTERM and SIGHUP kill the running steps (SIGKILL to their helper,
+/// whose death takes PID 1 and the whole PID namespace with it) and mark the process
+/// interrupted, so run_in_sandbox() returns Code::interrupted and the caller unwinds and cleans
+/// up. A signal that arrives while no step runs takes its default action (the process ends;
+/// the store's temporary area is swept by the next command).
+void install_interrupt_handlers();
+
+/// True once install_interrupt_handlers()' handler has seen a signal.
+bool interrupted();
+
+} // namespace minibuild::runtime

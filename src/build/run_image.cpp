@@ -1,0 +1,97 @@
+#include "run_step.hpp"
+#include "stored_image.hpp"
+
+#include <minibuild/build/run_image.hpp>
+#include <minibuild/store/store.hpp>
+
+#include <cerrno>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace minibuild::build {
+
+Result<int> run_image(store::Store& store, const std::string& reference,
+                      const RunImageOptions& options) {
+  dockerfile::Platform platform;
+  platform.os = options.platform.os;
+  platform.architecture = options.platform.architecture;
+  platform.variant = options.platform.variant;
+  MB_TRY_ASSIGN(LoadedImage image, load_image(store, reference, platform));
+  MB_TRY_ASSIGN(const std::vector<std::string> lowers,
+                unpacked_lower_dirs(store, image.manifest.layers, image.config.rootfs.diff_ids));
+  const oci::ContainerConfig& config = image.config.config;
+
+  // Docker's rules: --entrypoint replaces the entrypoint and drops the image's Cmd; a command
+  // on the command line replaces Cmd.
+  std::vector<std::string> argv = config.entrypoint;
+  std::vector<std::string> cmd = config.cmd;
+  if (options.entrypoint) {
+    argv.clear();
+    cmd.clear();
+    if (!options.entrypoint->empty()) {
+      argv.push_back(*options.entrypoint);
+    }
+  }
+  if (!options.command.empty()) {
+    cmd = options.command;
+  }
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  if (argv.empty()) {
+    return fail(Code::usage, "image " + reference +
+                                 " has no command to run: give one after "
+                                 "the image name");
+  }
+
+  const BaseFileReader reader = [&lowers](const std::string& path) {
+    return read_file_from_layers(lowers, path);
+  };
+  MB_TRY_ASSIGN(RunUser user, resolve_run_user(options.user.value_or(config.user), reader));
+  MB_TRY_ASSIGN(auto scratch, Scratch::create(store.fs()));
+  MB_TRY_ASSIGN(std::string run_rel, scratch->new_dir("run"));
+  const std::string run_dir = scratch->absolute(run_rel);
+
+  runtime::SandboxSpec spec;
+  spec.rootfs.lower_dirs = lowers;
+  spec.rootfs.upper_dir = run_dir + "/upper";
+  spec.rootfs.work_dir = run_dir + "/work";
+  spec.scratch_dir = run_dir + "/sandbox";
+  for (const auto* dir : {&spec.rootfs.upper_dir, &spec.rootfs.work_dir, &spec.scratch_dir}) {
+    if (::mkdir(dir->c_str(), 0755) != 0) {
+      return fail_errno(errno, "mkdir \"" + *dir + "\"");
+    }
+  }
+  spec.process.argv = std::move(argv);
+  spec.process.env = run_environment(config.env, {}, user.home);
+  for (const auto& entry : options.env) {
+    const std::string name = entry.substr(0, entry.find('='));
+    std::erase_if(spec.process.env, [&name](const std::string& existing) {
+      return existing.compare(0, name.size() + 1, name + "=") == 0;
+    });
+    spec.process.env.push_back(entry);
+  }
+  spec.process.cwd = options.workdir.value_or(config.working_dir);
+  if (spec.process.cwd.empty()) {
+    spec.process.cwd = "/";
+  }
+  spec.process.uid = user.uid;
+  spec.process.gid = user.gid;
+  spec.process.supplementary_gids = user.groups;
+  spec.process.capabilities = options.capabilities;
+  if (!options.seccomp_unconfined) {
+    runtime::SeccompProfile profile;
+    if (options.seccomp_profile) {
+      profile = *options.seccomp_profile;
+    } else {
+      MB_TRY_ASSIGN(profile, runtime::default_seccomp_profile());
+    }
+    MB_TRY_ASSIGN(spec.process.seccomp, runtime::compile_seccomp(profile, options.capabilities));
+  }
+  spec.network = options.network;
+  spec.stdin_fd = STDIN_FILENO;
+  spec.stdout_fd = STDOUT_FILENO;
+  spec.stderr_fd = STDERR_FILENO;
+  MB_TRY_ASSIGN(runtime::SandboxExit exit, runtime::run_in_sandbox(spec));
+  return exit.exit_code;
+}
+
+} // namespace minibuild::build

@@ -1,0 +1,26 @@
+// The sandbox options shared by `build` and `run`: --network and --security-opt, checked and
+// turned into what the runtime takes.
+#pragma once
+
+#include "options.hpp"
+
+#include <minibuild/base/error.hpp>
+#include <minibuild/runtime/sandbox.hpp>
+#include <minibuild/runtime/security.hpp>
+
+#include <optional>
+
+namespace minibuild::cli {
+
+struct SandboxSettings {
+  runtime::NetworkMode network = runtime::NetworkMode::host;
+  std::optional<runtime::SeccompProfile> seccomp_profile; ///< nullopt: the default profile
+  bool seccomp_unconfined = false;
+};
+
+/// Checks the options: --network host|none; --security-opt seccomp=unconfined,
+/// seccomp=FILE (a Docker/OCI profile, parsed now so that a bad file fails before any work) and
+/// no-new-privileges (always in effect). Anything else is Code::usage naming the option.
+Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options);
+
+} // namespace minibuild::cli
