@@ -71,6 +71,9 @@ struct ChildContext {
   ::_exit(125);
 }
 
+// Written by the helper to the status pipe after PID 1 was reaped; never a wait status.
+constexpr int k_helper_done = -1;
+
 // ---- the plan -----------------------------------------------------------------------------------
 
 constexpr const char* k_root_dir = "root";
@@ -717,18 +720,34 @@ void bring_loopback_up(const ChildContext& context) {
     init_main(plan, context);
   }
   ::close(plan.report_fd);
-  ::close(plan.status_fd);
   ::close(STDOUT_FILENO);
   ::close(STDERR_FILENO);
   int status = 0;
   while (::waitpid(init, &status, 0) < 0 && errno == EINTR) {
   }
+  // Every process of the step is gone now (PID 1 was reaped, and its exit killed the rest).
+  // Say so before exiting: the exit itself tears the mount namespace down, which waits for
+  // an RCU grace period, and the caller need not wait for that.
+  [[maybe_unused]] const ssize_t written =
+      ::write(plan.status_fd, &k_helper_done, sizeof k_helper_done);
   ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
 // ---- caller side --------------------------------------------------------------------------------
 
 std::atomic<pid_t> g_running_helper{0};
+// Helpers whose step is over but whose exit (the mount namespace's teardown) may still run.
+std::vector<pid_t> g_exiting_helpers;
+
+void reap_exiting_helpers(bool wait) {
+  std::erase_if(g_exiting_helpers, [wait](pid_t pid) {
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid, &status, wait ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+    }
+    return done != 0; // reaped, or not our child any more
+  });
+}
 std::atomic<bool> g_interrupted{false};
 
 std::string hint_for(const ChildFailure& failure) {
@@ -814,10 +833,15 @@ bool interrupted() {
   return g_interrupted.load();
 }
 
+void finish_sandbox_teardown() {
+  reap_exiting_helpers(true);
+}
+
 Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   if (spec.process.argv.empty()) {
     return fail(Code::usage, "run: no command");
   }
+  reap_exiting_helpers(false);
   Plan plan;
   plan.spec = &spec;
   plan.caller = ::getpid();
@@ -915,27 +939,48 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
       }
     }
   }
-  int helper_status = 0;
-  while (::waitpid(helper, &helper_status, 0) < 0 && errno == EINTR) {
+  // The command's wait status (from PID 1), then the helper's "all gone" marker.
+  std::optional<int> command_status;
+  bool helper_done = false;
+  for (;;) {
+    int value = 0;
+    const ssize_t got = ::read(status_read.get(), &value, sizeof value);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got != sizeof value) {
+      break;
+    }
+    if (value == k_helper_done) {
+      helper_done = true;
+      break;
+    }
+    command_status = value;
   }
   g_running_helper.store(0);
+  if (helper_done) {
+    // Its exit (the namespace teardown) finishes in the background; reaped later.
+    g_exiting_helpers.push_back(helper);
+  } else {
+    int helper_status = 0;
+    while (::waitpid(helper, &helper_status, 0) < 0 && errno == EINTR) {
+    }
+  }
   if (g_interrupted.load()) {
     return fail(Code::interrupted, "interrupted");
   }
   if (failure_bytes == sizeof failure) {
     return fail(failure_error(failure));
   }
-  int command_status = 0;
-  const ssize_t got = ::read(status_read.get(), &command_status, sizeof command_status);
-  if (got != sizeof command_status) {
+  if (!command_status) {
     return fail(Code::sandbox, "run: the step's PID 1 ended without reporting the command's "
                                "status (killed from outside?)");
   }
   SandboxExit result;
-  if (WIFEXITED(command_status)) {
-    result.exit_code = WEXITSTATUS(command_status);
-  } else if (WIFSIGNALED(command_status)) {
-    result.signal = WTERMSIG(command_status);
+  if (WIFEXITED(*command_status)) {
+    result.exit_code = WEXITSTATUS(*command_status);
+  } else if (WIFSIGNALED(*command_status)) {
+    result.signal = WTERMSIG(*command_status);
     result.exit_code = 128 + result.signal;
   }
   return result;

@@ -731,6 +731,8 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     st.layers.push_back(blob);
     st.builder.add_layer(exported.diff_id, created_by);
   } else {
+    // The upper dir becomes a lower dir: its overlay mount must be gone first.
+    runtime::finish_sandbox_teardown();
     MB_TRY(m_store.layers().adopt(exported.diff_id, layer_tree));
     MB_TRY(add_layer(st, blob, exported.diff_id, created_by));
   }
@@ -1265,7 +1267,10 @@ Result<BuildResult> execute(const dockerfile::Plan& plan, const BuildContext& co
                             store::Store& store, const ExecutorOptions& options) {
   MB_TRY_ASSIGN(auto scratch, Scratch::create(store.fs()));
   Executor executor(plan, context, store, options, std::move(scratch));
-  return executor.run();
+  auto result = executor.run();
+  // No helper of a finished step outlives the build (docs/run.md).
+  runtime::finish_sandbox_teardown();
+  return result;
 }
 
 } // namespace minibuild::build

@@ -90,8 +90,10 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   spec.stdin_fd = STDIN_FILENO;
   spec.stdout_fd = STDOUT_FILENO;
   spec.stderr_fd = STDERR_FILENO;
-  MB_TRY_ASSIGN(runtime::SandboxExit exit, runtime::run_in_sandbox(spec));
-  return exit.exit_code;
+  auto exit = runtime::run_in_sandbox(spec);
+  runtime::finish_sandbox_teardown();
+  MB_TRY(exit);
+  return exit->exit_code;
 }
 
 } // namespace minibuild::build

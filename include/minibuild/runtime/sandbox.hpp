@@ -107,9 +107,11 @@ struct SandboxExit {
   int signal = 0;    ///< the signal that ended it, or 0
 };
 
-/// Runs the spec and waits for the command. Blocking; call from one thread at a time per
-/// spec. Every process of the step is gone and every mount of it released when this returns,
-/// success or failure (they lived in namespaces that died with PID 1). When the calling process
+/// Runs the spec and waits for the command. Blocking; call from one thread at a time. Every
+/// process of the step is gone when this returns, success or failure. Its mounts live in a
+/// mount namespace that no process is in any more; the kernel may still be tearing it down
+/// (that waits for an RCU grace period, ~20 ms), so before the upper dir is mounted again, as
+/// a lower dir of the next step, call finish_sandbox_teardown(). When the calling process
 /// dies (SIGKILL, an unhandled SIGINT), the step's PID 1 receives SIGKILL (PR_SET_PDEATHSIG),
 /// which ends the step the same way.
 ///
@@ -117,6 +119,10 @@ struct SandboxExit {
 /// hint); Code::not_found when the command does not exist in the container; Code::io when the
 /// caller's side fails (pipe, clone).
 Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec);
+
+/// Waits until the mount namespaces of finished steps are torn down (their overlay mounts
+/// released). Cheap when there is nothing to wait for.
+void finish_sandbox_teardown();
 
 /// The /etc/hosts the builder supplies: localhost lines and the hostname.
 std::string default_hosts_file(std::string_view hostname);
