@@ -61,6 +61,17 @@ bool is_opaque(int dir_fd) {
   return n == 1 && value[0] == 'y';
 }
 
+// BuildKit's MustParseHeredoc: the whole word is `[digits]<<[-]NAME`, NAME one word.
+bool is_lone_heredoc(std::string_view word) {
+  word.remove_prefix(std::min(word.find_first_not_of("0123456789"), word.size()));
+  if (word.substr(0, 2) != "<<") {
+    return false;
+  }
+  word.remove_prefix(word.size() > 2 && word[2] == '-' ? 3 : 2);
+  word.remove_prefix(std::min(word.find_first_not_of(" \t"), word.size()));
+  return !word.empty() && word.find_first_of(" \t<") == std::string_view::npos;
+}
+
 } // namespace
 
 Result<std::vector<std::string>> unpacked_lower_dirs(store::Store& store,
@@ -284,10 +295,14 @@ std::vector<std::string> command_argv(const dockerfile::CommandLine& command,
   for (std::size_t i = 0; i < command.args.size(); ++i) {
     text += (i == 0 ? "" : " ") + command.args[i];
   }
-  // `RUN <<EOF` alone: the body is the script (BuildKit runs it with the shell).
-  if (command.heredocs.size() == 1 && command.args.size() == 1 &&
-      command.args[0].rfind("<<", 0) == 0) {
+  if (command.heredocs.size() == 1 && is_lone_heredoc(text)) {
+    // `RUN <<EOF` alone: the body is the script (BuildKit runs it with the shell).
     text = command.heredocs.front().content;
+  } else {
+    // `RUN cat <<EOF > f`, `RUN <<EOF bash`: BuildKit hands the shell the heredocs too.
+    for (const auto& heredoc : command.heredocs) {
+      text += "\n" + heredoc.content + heredoc.name;
+    }
   }
   argv.push_back(std::move(text));
   return argv;

@@ -58,7 +58,8 @@ std::vector<std::string> run_environment(const std::vector<std::string>& image_e
                                          const std::string& home);
 
 /// argv for a RUN or CMD command line: shell form is `shell` + the command text, exec form is
-/// the words as they are. A shell-form RUN whose only word is a heredoc runs the heredoc's body.
+/// the words as they are. A shell-form RUN whose only word is a heredoc runs the heredoc's body;
+/// otherwise each heredoc's body and delimiter follow the command text, for the shell to read.
 std::vector<std::string> command_argv(const dockerfile::CommandLine& command,
                                       const std::vector<std::string>& shell);
 
