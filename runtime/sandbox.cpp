@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <grp.h>
@@ -102,6 +103,7 @@ struct Plan {
   int report_fd = -1;
   int status_fd = -1;
   int last_cap = 0;
+  bool refuse_overlay = false;
 };
 
 std::string env_value(const std::vector<std::string>& env, std::string_view name) {
@@ -300,6 +302,11 @@ private:
         fail("mount the root filesystem", "mount", m_plan.spec->rootfs.plain_dir);
       }
       return;
+    }
+    // MINIBUILD_NO_OVERLAY=1 plays a kernel that refuses overlay in a user namespace, so the
+    // vfs fallback is tested everywhere (as MINIBUILD_NO_OPENAT2 does for openat2).
+    if (m_plan.refuse_overlay) {
+      fail("mount the overlay root filesystem", "mount", m_plan.scratch + "/" + k_root_dir, EPERM);
     }
     if (::mount("overlay", target.c_str(), "overlay", 0, m_plan.overlay_data.c_str()) != 0) {
       fail("mount the overlay root filesystem", "mount", m_plan.scratch + "/" + k_root_dir);
@@ -846,6 +853,8 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   plan.spec = &spec;
   plan.caller = ::getpid();
   plan.last_cap = last_capability();
+  const char* no_overlay = std::getenv("MINIBUILD_NO_OVERLAY");
+  plan.refuse_overlay = no_overlay != nullptr && std::string_view(no_overlay) == "1";
   plan.scratch = spec.scratch_dir;
   MB_TRY(make_dir(plan.scratch + "/" + k_root_dir));
   if (spec.rootfs.plain_dir.empty()) {

@@ -85,33 +85,6 @@ Moment now() {
 
 // ---- root filesystems ----------------------------------------------------------------------
 
-// Applies stored layer blobs, bottom first, onto the empty directory `dir`, checking each tar
-// against the config's diffID.
-Result<void> apply_layers(store::Store& store, const std::vector<oci::Descriptor>& layers,
-                          const std::vector<oci::Digest>& diff_ids, const std::string& dir) {
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto& layer = layers[i];
-    const std::string what = "apply layer " + layer.digest.to_string();
-    auto source = store.blobs().get(layer.digest, static_cast<std::uint64_t>(layer.size));
-    if (!source) {
-      return fail(std::move(source).error().wrap(what));
-    }
-    // Unprivileged, apply cannot chown; the xattr record keeps base owners known to
-    // base_metadata().
-    layer::ApplyOptions apply_options;
-    apply_options.record_owners = true;
-    auto applied = layer::apply_layer(**source, dir, apply_options);
-    if (!applied) {
-      return fail(std::move(applied).error().wrap(what));
-    }
-    if (layers.size() == diff_ids.size() && applied->diff_id != diff_ids[i]) {
-      return fail(Code::corrupt, what + ": its content has diffID " + applied->diff_id.to_string() +
-                                     ", the config says " + diff_ids[i].to_string());
-    }
-  }
-  return {};
-}
-
 // The copy engine's view of a base image, answered from its materialised root filesystem.
 BaseImage base_image_of(const std::shared_ptr<const InRoot>& root) {
   BaseImage base;

@@ -5,6 +5,7 @@
 #include <minibuild/store/store.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,10 +56,18 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   spec.rootfs.upper_dir = run_dir + "/upper";
   spec.rootfs.work_dir = run_dir + "/work";
   spec.scratch_dir = run_dir + "/sandbox";
-  for (const auto* dir : {&spec.rootfs.upper_dir, &spec.rootfs.work_dir, &spec.scratch_dir}) {
-    if (::mkdir(dir->c_str(), 0755) != 0) {
+  if (options.storage_driver == StorageDriver::vfs) {
+    spec.rootfs.plain_dir = run_dir + "/rootfs";
+  }
+  for (const auto* dir :
+       {&spec.rootfs.upper_dir, &spec.rootfs.work_dir, &spec.scratch_dir, &spec.rootfs.plain_dir}) {
+    if (!dir->empty() && ::mkdir(dir->c_str(), 0755) != 0) {
       return fail_errno(errno, "mkdir \"" + *dir + "\"");
     }
+  }
+  if (!spec.rootfs.plain_dir.empty()) {
+    MB_TRY(apply_layers(store, image.manifest.layers, image.config.rootfs.diff_ids,
+                        spec.rootfs.plain_dir));
   }
   spec.process.argv = std::move(argv);
   spec.process.env = run_environment(config.env, {}, user.home);
@@ -91,6 +100,17 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   spec.stdout_fd = STDOUT_FILENO;
   spec.stderr_fd = STDERR_FILENO;
   auto exit = runtime::run_in_sandbox(spec);
+  if (!exit && options.storage_driver == StorageDriver::auto_ &&
+      exit.error().code() == Code::sandbox &&
+      exit.error().message().find("mount the overlay root filesystem") != std::string::npos) {
+    // The kernel refuses overlay here: run on a copy (docs/run.md, "Storage drivers").
+    std::fprintf(stderr, "minibuild: notice: overlayfs refused (%s); using a copy of the image\n",
+                 exit.error().message().c_str());
+    RunImageOptions copy_options = options;
+    copy_options.storage_driver = StorageDriver::vfs;
+    runtime::finish_sandbox_teardown();
+    return run_image(store, reference, copy_options);
+  }
   runtime::finish_sandbox_teardown();
   MB_TRY(exit);
   return exit->exit_code;

@@ -1,6 +1,7 @@
 #include "stored_image.hpp"
 
 #include <minibuild/build/executor.hpp>
+#include <minibuild/layer/apply.hpp>
 #include <minibuild/oci/index.hpp>
 
 namespace minibuild::build {
@@ -90,6 +91,31 @@ Result<LoadedImage> load_image(store::Store& store, const std::string& reference
   }
   image.config = std::move(*config);
   return image;
+}
+
+Result<void> apply_layers(store::Store& store, const std::vector<oci::Descriptor>& layers,
+                          const std::vector<oci::Digest>& diff_ids, const std::string& dir) {
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& layer = layers[i];
+    const std::string what = "apply layer " + layer.digest.to_string();
+    auto source = store.blobs().get(layer.digest, static_cast<std::uint64_t>(layer.size));
+    if (!source) {
+      return fail(std::move(source).error().wrap(what));
+    }
+    // Unprivileged, apply cannot chown; the xattr record keeps base owners known to
+    // base_metadata().
+    layer::ApplyOptions apply_options;
+    apply_options.record_owners = true;
+    auto applied = layer::apply_layer(**source, dir, apply_options);
+    if (!applied) {
+      return fail(std::move(applied).error().wrap(what));
+    }
+    if (layers.size() == diff_ids.size() && applied->diff_id != diff_ids[i]) {
+      return fail(Code::corrupt, what + ": its content has diffID " + applied->diff_id.to_string() +
+                                     ", the config says " + diff_ids[i].to_string());
+    }
+  }
+  return {};
 }
 
 } // namespace minibuild::build

@@ -5,6 +5,7 @@
 #include <minibuild/base/error.hpp>
 #include <minibuild/base/unique_fd.hpp>
 #include <minibuild/dockerfile/plan.hpp>
+#include <minibuild/oci/descriptor.hpp>
 #include <minibuild/oci/image_config.hpp>
 #include <minibuild/oci/manifest.hpp>
 #include <minibuild/store/store.hpp>
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace minibuild::build {
 
@@ -95,5 +97,11 @@ Result<std::string> read_blob(store::Store& store, const oci::Digest& digest,
 /// when the store does not have it.
 Result<LoadedImage> load_image(store::Store& store, const std::string& reference,
                                const dockerfile::Platform& platform);
+
+/// Applies stored layer blobs, bottom first, onto the empty directory `dir` (a materialised
+/// root filesystem: whiteouts remove, owners that cannot be set are recorded in an xattr),
+/// checking each tar against the config's diffID when `diff_ids` is parallel to `layers`.
+Result<void> apply_layers(store::Store& store, const std::vector<oci::Descriptor>& layers,
+                          const std::vector<oci::Digest>& diff_ids, const std::string& dir);
 
 } // namespace minibuild::build

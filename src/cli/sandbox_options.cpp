@@ -13,6 +13,14 @@ Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options) {
   } else {
     return fail(Code::usage, "--network " + options.network + ": expected host or none");
   }
+  if (options.storage_driver == "vfs") {
+    settings.storage_driver = build::StorageDriver::vfs;
+  } else if (options.storage_driver == "overlay") {
+    settings.storage_driver = build::StorageDriver::overlay;
+  } else if (options.storage_driver != "auto") {
+    return fail(Code::usage,
+                "--storage-driver " + options.storage_driver + ": expected auto, overlay or vfs");
+  }
   for (const auto& option : options.security_opts) {
     // Docker accepts both "seccomp=FILE" and the older "seccomp:FILE".
     const std::size_t separator = option.find_first_of("=:");

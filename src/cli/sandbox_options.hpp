@@ -5,6 +5,7 @@
 #include "options.hpp"
 
 #include <minibuild/base/error.hpp>
+#include <minibuild/build/executor.hpp>
 #include <minibuild/runtime/sandbox.hpp>
 #include <minibuild/runtime/security.hpp>
 
@@ -16,11 +17,13 @@ struct SandboxSettings {
   runtime::NetworkMode network = runtime::NetworkMode::host;
   std::optional<runtime::SeccompProfile> seccomp_profile; ///< nullopt: the default profile
   bool seccomp_unconfined = false;
+  build::StorageDriver storage_driver = build::StorageDriver::auto_;
 };
 
-/// Checks the options: --network host|none; --security-opt seccomp=unconfined,
-/// seccomp=FILE (a Docker/OCI profile, parsed now so that a bad file fails before any work) and
-/// no-new-privileges (always in effect). Anything else is Code::usage naming the option.
+/// Checks the options: --network host|none; --storage-driver auto|overlay|vfs; --security-opt
+/// seccomp=unconfined, seccomp=FILE (a Docker/OCI profile, parsed now so that a bad file fails
+/// before any work) and no-new-privileges (always in effect). Anything else is Code::usage naming
+/// the option.
 Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options);
 
 } // namespace minibuild::cli

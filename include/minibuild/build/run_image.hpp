@@ -6,6 +6,7 @@
 #pragma once
 
 #include <minibuild/base/error.hpp>
+#include <minibuild/build/executor.hpp>
 #include <minibuild/oci/platform.hpp>
 #include <minibuild/runtime/sandbox.hpp>
 #include <minibuild/runtime/security.hpp>
@@ -33,6 +34,9 @@ struct RunImageOptions {
   std::optional<runtime::SeccompProfile> seccomp_profile; ///< nullopt: the default profile
   bool seccomp_unconfined = false;
   runtime::CapabilitySet capabilities = runtime::default_capabilities();
+  /// overlay on the unpacked layers; vfs: a copy of the image made for this command; auto:
+  /// overlay, else vfs with a notice on stderr.
+  StorageDriver storage_driver = StorageDriver::auto_;
 };
 
 /// Runs the image's entrypoint + command and returns its exit code (128 + N after signal N).
