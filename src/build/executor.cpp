@@ -617,6 +617,25 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
   MB_TRY_ASSIGN(RunMounts mounts, run_mounts(st, command, run_dir));
   spec.mounts = std::move(mounts.mounts);
   spec.process.argv = command_argv(run.command, config.shell);
+  const auto& heredocs = run.command.heredocs;
+  if (run.command.shell_form && heredocs.size() == 1 && run.command.args.size() == 1 &&
+      heredocs.front().content.rfind("#!", 0) == 0) {
+    // A script with a shebang runs as a file, so its interpreter is the one it names
+    // (BuildKit does the same). It lives on the step's /dev tmpfs: never in the layer.
+    const std::string script = run_dir + "/heredoc";
+    UniqueFd file(::open(script.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755));
+    const std::string& body = heredocs.front().content;
+    if (!file || ::write(file.get(), body.data(), body.size()) !=
+                     static_cast<ssize_t>(body.size())) {
+      return fail_errno(errno, "write \"" + script + "\"");
+    }
+    runtime::MountSpec mount;
+    mount.source = script;
+    mount.target = "/dev/minibuild-heredoc";
+    mount.read_only = true;
+    spec.mounts.push_back(std::move(mount));
+    spec.process.argv = {"/dev/minibuild-heredoc"};
+  }
   spec.process.env = run_environment(config.env, step_args, user.home);
   spec.process.env.insert(spec.process.env.end(), mounts.env.begin(), mounts.env.end());
   spec.process.cwd = config.working_dir.empty() ? "/" : config.working_dir;
