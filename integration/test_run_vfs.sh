@@ -71,4 +71,9 @@ for way in root sub single; do
   expect_equal "$(find "$(way_store "$way")/tmp" -mindepth 1 2>/dev/null | wc -l)" 0 "$way: nothing is left in the store's tmp/"
 done
 
+# A relative --root reaches the sandbox as an absolute path (the helpers work elsewhere).
+(cd "$work_dir" && "$MINIBUILD" --root relative-store build -q "$ctx" >"$work_dir/rel.out" 2>&1) && rc=0 || rc=$?
+err=$(cat "$work_dir/rel.out")
+expect_rc 0 "root: RUN with a relative --root"
+
 finish

@@ -4,6 +4,7 @@
 #include <minibuild/store/images.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <unistd.h>
 
 namespace minibuild::cli {
@@ -17,8 +18,13 @@ bool is_hex(std::string_view text) {
 } // namespace
 
 std::string store_root(const Context& context) {
-  return resolve_store_root(context.global().root, std::getenv("XDG_DATA_HOME"),
-                            std::getenv("HOME"), ::geteuid() == 0);
+  const std::string root = resolve_store_root(context.global().root, std::getenv("XDG_DATA_HOME"),
+                                              std::getenv("HOME"), ::geteuid() == 0);
+  // Absolute, because paths below the root reach the sandbox's helper processes, which work
+  // from other directories (mount sources, overlay dirs).
+  std::error_code error;
+  const auto absolute = std::filesystem::absolute(root, error);
+  return error ? root : absolute.lexically_normal().string();
 }
 
 Result<std::unique_ptr<store::Store>> open_store(const Context& context) {
