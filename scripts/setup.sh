@@ -13,7 +13,7 @@ packages=(
   libarchive-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libseccomp-dev
   zlib1g-dev libzstd-dev libisal-dev libcli11-dev libexpected-dev
   # tests: Catch2, and independent OCI tools that check what minibuild writes
-  catch2 umoci skopeo busybox-static python3 uidmap
+  catch2 umoci skopeo busybox-static python3 uidmap mmdebstrap
   # tests against real registries (integration/registry_lib.sh): registry, TLS, htpasswd, tokens
   docker-registry apache2-utils openssl python3-cryptography curl
   # benchmarks (bench/): the peers minibuild's layer export is compared with
