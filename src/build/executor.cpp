@@ -625,8 +625,8 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     const std::string script = run_dir + "/heredoc";
     UniqueFd file(::open(script.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755));
     const std::string& body = heredocs.front().content;
-    if (!file || ::write(file.get(), body.data(), body.size()) !=
-                     static_cast<ssize_t>(body.size())) {
+    if (!file ||
+        ::write(file.get(), body.data(), body.size()) != static_cast<ssize_t>(body.size())) {
       return fail_errno(errno, "write \"" + script + "\"");
     }
     runtime::MountSpec mount;
