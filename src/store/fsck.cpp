@@ -38,6 +38,7 @@ public:
     MB_TRY(check_blobs());
     MB_TRY(check_layers());
     MB_TRY(check_names());
+    MB_TRY(check_cache());
     return std::move(m_report);
   }
 
@@ -202,6 +203,38 @@ private:
     return {};
   }
 
+  // After check_blobs, so a layer blob removed as corrupt leaves its entries dangling.
+  Result<void> check_cache() {
+    BuildCache& cache = m_store.cache();
+    MB_TRY_ASSIGN(CacheScan scan, cache.scan());
+    m_report.cache_entries_checked = scan.entries.size() + scan.broken.size();
+    for (const auto& broken : scan.broken) {
+      MB_TRY_ASSIGN(bool removed, remove_entry(broken.path));
+      report(Kind::broken_cache_entry, m_store.fs().absolute(broken.path), broken.detail, removed);
+    }
+    for (const auto& entry : scan.entries) {
+      if (!entry.layer) {
+        continue;
+      }
+      MB_TRY_ASSIGN(auto stored, m_store.blobs().stat(entry.layer->digest));
+      const bool corrupt = m_corrupt.count(entry.layer->digest) != 0;
+      if (stored && !corrupt) {
+        continue;
+      }
+      bool removed = false;
+      if (m_repair == Repair::yes) {
+        MB_TRY_ASSIGN(removed, cache.remove(entry.key));
+      }
+      report(Kind::dangling_cache_entry, entry.key.to_string(),
+             "its layer " + entry.layer->digest.to_string() +
+                 (!corrupt ? " is not in the store"
+                  : stored ? " is corrupt"
+                           : " is not in the store (removed as corrupt)"),
+             removed);
+    }
+    return {};
+  }
+
   Store& m_store;
   Repair m_repair;
   FsckReport m_report;
@@ -226,6 +259,10 @@ std::string_view kind_name(FsckProblem::Kind kind) {
     return "missing-blob";
   case Kind::unreadable_document:
     return "unreadable-document";
+  case Kind::broken_cache_entry:
+    return "broken-cache-entry";
+  case Kind::dangling_cache_entry:
+    return "dangling-cache-entry";
   }
   return "unknown";
 }

@@ -4,6 +4,7 @@
 #include <minibuild/store/store.hpp>
 
 #include <algorithm>
+#include <ctime>
 
 namespace minibuild::store {
 
@@ -140,6 +141,42 @@ Result<PruneReport> prune(Store& store, const PruneOptions& options) {
   for (const auto& extra : options.extra_roots) {
     roots.push_back(WalkRoot{extra.digest, extra.media_type, "extra root"});
   }
+  // The build cache, pruned first under this same lock, then its entries are roots. A broken
+  // entry keeps nothing: it is a miss for builds, and fsck --repair or `cache prune` drops it.
+  std::set<oci::Digest> cache_layers;
+  if (options.cache) {
+    const std::int64_t now = options.now != 0 ? options.now : std::int64_t(std::time(nullptr));
+    MB_TRY_ASSIGN(CachePruneResult pruned,
+                  store.cache().prune(*options.cache, now).map_error([&](Error error) {
+                    return std::move(error).wrap(context);
+                  }));
+    report.removed_cache_entries = std::move(pruned.removed);
+    report.broken_cache_entries_removed = pruned.broken_removed;
+  }
+  if (options.cache_mounts == CacheMounts::remove) {
+    MB_TRY_ASSIGN(auto mounts, store.cache().remove_mounts().map_error(
+                                   [&](Error error) { return std::move(error).wrap(context); }));
+    report.cache_mounts_removed = mounts.count;
+    report.freed_bytes += mounts.bytes;
+  }
+  MB_TRY_ASSIGN(CacheScan cache, store.cache().scan());
+  for (const auto& broken : cache.broken) {
+    report.warnings.push_back("cache entry " + store.fs().absolute(broken.path) +
+                              " is unreadable and keeps nothing: " + broken.detail);
+  }
+  for (const auto& entry : cache.entries) {
+    if (!entry.layer) {
+      continue;
+    }
+    // A layer is a leaf: a media type keeps the walk from sniffing it.
+    roots.push_back(WalkRoot{entry.layer->digest,
+                             entry.layer->media_type.empty() ? "application/octet-stream"
+                                                             : entry.layer->media_type,
+                             "cache entry " + entry.key.to_string()});
+    if (!entry.diff_id.empty()) {
+      cache_layers.insert(entry.diff_id);
+    }
+  }
   MB_TRY_ASSIGN(Reachability reach, find_reachable(store.blobs(), roots));
   for (const auto& issue : reach.issues) {
     if (issue.kind == WalkIssue::Kind::unreadable) {
@@ -160,6 +197,7 @@ Result<PruneReport> prune(Store& store, const PruneOptions& options) {
   }
   std::set<oci::Digest> keep_layers = reach.diff_ids;
   keep_layers.insert(options.extra_layer_roots.begin(), options.extra_layer_roots.end());
+  keep_layers.insert(cache_layers.begin(), cache_layers.end());
 
   // Layers first: their metadata names source blobs, which must not decide anything after the
   // blobs are gone.

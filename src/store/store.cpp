@@ -127,7 +127,8 @@ Store::Store(std::unique_ptr<StoreFs> fs)
     : m_fs(std::move(fs)), m_temp(std::make_unique<TempArea>(*m_fs)),
       m_blobs(std::make_unique<LocalBlobStore>(*m_fs, *m_temp)),
       m_layers(std::make_unique<LayerStore>(*m_fs, *m_temp)),
-      m_names(std::make_unique<NameStore>(*m_fs, *m_temp, *m_blobs)) {}
+      m_names(std::make_unique<NameStore>(*m_fs, *m_temp, *m_blobs)),
+      m_cache(std::make_unique<BuildCache>(*m_fs, *m_temp)) {}
 
 Store::~Store() = default;
 

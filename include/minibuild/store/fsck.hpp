@@ -8,9 +8,12 @@
 //     list_content() of diff/ must equal the content digest recorded at unpack time
 //     (layer_listing.hpp says what that fingerprint covers and what it misses);
 //   - every name: the walk from it (gc.hpp) must find every manifest, index, config and layer
-//     blob it references, readable.
+//     blob it references, readable;
+//   - every build cache entry (build_cache.hpp): its file must parse and name its key, and its
+//     layer blob must be stored (and not corrupt).
 // With Repair::yes, corrupt or stray blobs and layers are removed (a later pull or build
-// stores them again) and stale temporary files are cleaned; names are never changed, so a name
+// stores them again), broken or dangling cache entries are removed (the step runs again on the
+// next build) and stale temporary files are cleaned; names are never changed, so a name
 // whose manifest is missing stays and is reported (remove it with `minibuild rmi`).
 #pragma once
 
@@ -29,13 +32,15 @@ enum class Repair { no, yes };
 
 struct FsckProblem {
   enum class Kind {
-    corrupt_blob,        ///< content does not match its digest (or is unreadable)
-    stray_blob_entry,    ///< something in blobs/ that is not a blob
-    corrupt_layer,       ///< unpacked tree changed, or its metadata is missing or wrong
-    stray_layer_entry,   ///< something in layers/ that is not a layer directory
-    dangling_name,       ///< a name whose manifest or index is not stored
-    missing_blob,        ///< a stored document references a blob that is not stored
-    unreadable_document, ///< a manifest, index or config that does not parse
+    corrupt_blob,         ///< content does not match its digest (or is unreadable)
+    stray_blob_entry,     ///< something in blobs/ that is not a blob
+    corrupt_layer,        ///< unpacked tree changed, or its metadata is missing or wrong
+    stray_layer_entry,    ///< something in layers/ that is not a layer directory
+    dangling_name,        ///< a name whose manifest or index is not stored
+    missing_blob,         ///< a stored document references a blob that is not stored
+    unreadable_document,  ///< a manifest, index or config that does not parse
+    broken_cache_entry,   ///< a file under cache/entries/ that is not a readable entry
+    dangling_cache_entry, ///< a cache entry whose layer blob is missing (or corrupt)
   };
   Kind kind = Kind::corrupt_blob;
   std::string subject; ///< the digest, path or name concerned
@@ -50,6 +55,7 @@ struct FsckReport {
   std::uint64_t blobs_checked = 0;
   std::uint64_t layers_checked = 0;
   std::uint64_t names_checked = 0;
+  std::uint64_t cache_entries_checked = 0; ///< readable entries and broken files
   std::size_t temp_entries_removed = 0;
   std::vector<FsckProblem> problems;
 

@@ -9,6 +9,9 @@
 // manifest of an index) and not issues; a missing manifest, config or layer is.
 // An unpacked layer is also kept when the blob it was unpacked from is reachable, or its
 // diffID is in PruneOptions::extra_layer_roots.
+// Build cache entries (build_cache.hpp) are roots too: each readable entry's layer blob and
+// diffID are kept, so `minibuild prune` leaves the cache usable. PruneOptions::cache prunes
+// entries first, under the same exclusive lock (`prune -a`, `cache prune`).
 //
 // Clean never deletes a reachable blob: prune holds the store lock exclusively, which waits
 // for (or, with Wait::no, refuses because of) every build and pull holding it shared — they may
@@ -22,9 +25,11 @@
 #include <minibuild/oci/descriptor.hpp>
 #include <minibuild/oci/digest.hpp>
 #include <minibuild/store/blob_store.hpp>
+#include <minibuild/store/build_cache.hpp>
 #include <minibuild/store/store_fs.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -65,6 +70,9 @@ struct WalkRoot {
 /// unreadable documents become issues. Fails only on I/O errors.
 Result<Reachability> find_reachable(BlobStore& blobs, const std::vector<WalkRoot>& roots);
 
+/// Whether prune removes the `RUN --mount=type=cache` directories (cache/mounts/).
+enum class CacheMounts { keep, remove };
+
 struct PruneOptions {
   /// Extra blob roots beyond the names: the hook for the cache index ("prune" keeps cached
   /// build results by passing them here; "prune --all" passes nothing). Media type may be empty.
@@ -73,18 +81,31 @@ struct PruneOptions {
   std::vector<oci::Digest> extra_layer_roots;
   /// Wait for builds and pulls to finish (yes), or fail at once when one is running (no).
   Wait wait = Wait::yes;
+  /// Applied to the build cache before marking (BuildCache::prune): nullopt keeps every entry
+  /// (plain `prune`); CachePrunePolicy{.all = true} removes them all (`prune -a`). The entries
+  /// left are roots.
+  std::optional<CachePrunePolicy> cache;
+  /// Whether to remove the cache-mount directories too (`prune -a`, `cache prune -a`).
+  CacheMounts cache_mounts = CacheMounts::keep;
+  /// "Now" for the cache policy, in seconds since the epoch; 0 means the system clock.
+  std::int64_t now = 0;
 };
 
 struct PruneReport {
-  std::vector<BlobInfo> removed_blobs;     ///< sorted by digest
-  std::vector<oci::Digest> removed_layers; ///< diffIDs, sorted
-  std::uint64_t freed_bytes = 0;           ///< blob sizes plus unpacked tree sizes
-  std::size_t temp_entries_removed = 0;    ///< stale temporary files/dirs removed
-  std::vector<std::string> warnings;       ///< e.g. names whose manifest is missing
+  std::vector<BlobInfo> removed_blobs;           ///< sorted by digest
+  std::vector<oci::Digest> removed_layers;       ///< diffIDs, sorted
+  std::uint64_t freed_bytes = 0;                 ///< blob sizes plus unpacked tree sizes
+  std::size_t temp_entries_removed = 0;          ///< stale temporary files/dirs removed
+  std::vector<std::string> warnings;             ///< e.g. names whose manifest is missing
+  std::vector<CacheEntry> removed_cache_entries; ///< by PruneOptions::cache, oldest first
+  std::size_t broken_cache_entries_removed = 0;  ///< unreadable entry files removed
+  std::size_t cache_mounts_removed = 0;          ///< cache-mount directories removed
 };
 
-/// Takes the store lock exclusively (per options.wait), cleans stale temporary files, marks
-/// from every name plus the extra roots, and removes every unmarked blob and unpacked layer.
+/// Takes the store lock exclusively (per options.wait), cleans stale temporary files, applies
+/// options.cache and options.cache_mounts, marks from every name, every remaining cache entry
+/// and the extra roots, and removes every unmarked blob and unpacked layer. freed_bytes counts
+/// removed cache-mount files too (best effort).
 /// The caller must not hold a store lock itself.
 Result<PruneReport> prune(Store& store, const PruneOptions& options = {});
 

@@ -8,6 +8,7 @@
 //   <root>/blobs/sha256/<hex>     blobs (BlobStore)
 //   <root>/layers/sha256/<hex>/   unpacked layers by diffID (LayerStore)
 //   <root>/tmp/<session>/         per-process temporary files, flock'ed by their owner
+//   <root>/cache/entries/sha256/  build cache entries (BuildCache), created on first put
 //
 // Every write is "complete or absent": content is written under tmp/, fsync'ed, renamed into
 // place and the directory fsync'ed. A process killed at any point leaves at most stale
@@ -17,6 +18,7 @@
 #include <minibuild/base/error.hpp>
 #include <minibuild/base/unique_fd.hpp>
 #include <minibuild/store/blob_store.hpp>
+#include <minibuild/store/build_cache.hpp>
 #include <minibuild/store/layer_store.hpp>
 #include <minibuild/store/name_store.hpp>
 #include <minibuild/store/store_fs.hpp>
@@ -91,6 +93,8 @@ public:
   BlobStore& blobs();
   LayerStore& layers() { return *m_layers; }
   NameStore& names() { return *m_names; }
+  /// The build cache (build_cache.hpp): cache key → a step's layer and history entry.
+  BuildCache& cache() { return *m_cache; }
   /// The format version found on disk when the store was opened (after migration: current).
   int format_version() const { return m_format_version; }
   /// Absolute path of the root, for messages.
@@ -104,6 +108,7 @@ private:
   std::unique_ptr<LocalBlobStore> m_blobs;
   std::unique_ptr<LayerStore> m_layers;
   std::unique_ptr<NameStore> m_names;
+  std::unique_ptr<BuildCache> m_cache;
   int m_format_version = k_format_version;
 };
 
