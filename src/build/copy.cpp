@@ -4,6 +4,7 @@
 #include "staging.hpp"
 
 #include <minibuild/build/copy.hpp>
+#include <minibuild/build/copy_sources.hpp>
 #include <minibuild/build/file_mode.hpp>
 #include <minibuild/build/path_match.hpp>
 
@@ -145,16 +146,35 @@ bool missing(const Error& error) {
   return error.sys_errno() == ENOENT || error.sys_errno() == ENOTDIR;
 }
 
-class Engine {
+// The part of a COPY/ADD both stage_copy() and select_copy_sources() run: flag checks, the
+// destination, wildcard expansion, .dockerignore and --exclude. One implementation, so a cache
+// key can never select other files than the copy it stands for.
+class Selector {
 public:
-  Engine(const BuildContext::Impl& context, const CopyStep& step, const BaseImage& base,
-         StagingTree staging)
-      : m_ctx(context), m_step(step), m_base(base), m_staging(std::move(staging)),
+  Selector(const BuildContext::Impl& context, const CopyStep& step, const BaseImage& base)
+      : m_ctx(context), m_step(step), m_base(base),
         m_verb(step.kind == CopyKind::copy ? "COPY" : "ADD") {}
 
-  Result<StagedCopy> run();
+protected:
+  enum class Sniff { archives, none };
 
-private:
+  /// The checks that come before --chown is resolved (their order is the error order).
+  Result<void> check_flags();
+  /// --exclude, the destination and the items; fails as stage_copy() fails for a missing or
+  /// empty source. `sniff` decides whether ADD opens regular files to detect archives.
+  Result<std::vector<Item>> select_items(Sniff sniff);
+  /// The per-entry decision of a directory walk, by .dockerignore and --exclude together.
+  struct ChildDecision {
+    bool skip = false;
+    bool tentative = false; ///< kept only when something below it is
+    FilterState ignore_child;
+    FilterState exclude_child;
+  };
+  Result<ChildDecision> decide_child(const std::string& child_physical,
+                                     const std::string& child_exclude, bool is_dir,
+                                     const FilterState& ignore_state,
+                                     const FilterState& exclude_state) const;
+
   Result<void> validate_sources() const;
   Result<std::vector<Item>> expand(std::size_t index);
   Result<std::vector<std::string>> expand_wildcards(const std::string& rel) const;
@@ -164,18 +184,6 @@ private:
   Result<std::vector<Item>> expand_parents(std::size_t index);
   Result<std::vector<std::string>> list(const std::string& literal) const;
   Result<bool> keep_item(const Item& item) const;
-
-  Result<void> copy_item(const Item& item);
-  Result<void> copy_inline(const dockerfile::InlineSource& source);
-  Result<bool> copy_contents(int src_dir, const std::string& src_physical,
-                             const FilterState& ignore_state, int dst_dir,
-                             const std::string& dst_rel, const std::string& exclude_rel,
-                             const FilterState& exclude_state);
-  Result<void> copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
-                         int dst_dir, const std::string& dst_name, const std::string& dst_rel);
-  Result<UniqueFd> ensure_implied(const std::string& rel);
-  Result<void> copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
-                               const std::string& dst_rel);
 
   std::uint32_t mode_for(const struct stat& st) const {
     const bool is_dir = S_ISDIR(st.st_mode);
@@ -195,24 +203,48 @@ private:
   const BuildContext::Impl& m_ctx;
   const CopyStep& m_step;
   const BaseImage& m_base;
-  StagingTree m_staging;
   std::string m_verb;
   std::optional<ModeChange> m_chmod;
   std::optional<dockerfile::IgnoreMatcher> m_excludes;
-  StagedCopy m_result;
-  std::map<std::string, Owner> m_owner_exceptions;
-  // Hard links are kept within one source, like BuildKit's copier (one per source).
-  std::map<std::pair<dev_t, ino_t>, std::string> m_links;
-  XattrRefusals m_xattrs_refused;
 
   bool m_dest_is_dir = false;
   std::string m_dir_rel;  ///< the destination as a directory, staging-relative
   std::string m_file_rel; ///< the destination as a file, staging-relative
   bool m_dest_dir_syntax = false;
   bool m_dest_in_base = false;
+  bool m_base_known = true; ///< false: m_base is a stand-in (select_copy_sources)
 };
 
-Result<void> Engine::validate_sources() const {
+class Engine : public Selector {
+public:
+  Engine(const BuildContext::Impl& context, const CopyStep& step, const BaseImage& base,
+         StagingTree staging)
+      : Selector(context, step, base), m_staging(std::move(staging)) {}
+
+  Result<StagedCopy> run();
+
+private:
+  Result<void> copy_item(const Item& item);
+  Result<void> copy_inline(const dockerfile::InlineSource& source);
+  Result<bool> copy_contents(int src_dir, const std::string& src_physical,
+                             const FilterState& ignore_state, int dst_dir,
+                             const std::string& dst_rel, const std::string& exclude_rel,
+                             const FilterState& exclude_state);
+  Result<void> copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
+                         int dst_dir, const std::string& dst_name, const std::string& dst_rel);
+  Result<UniqueFd> ensure_implied(const std::string& rel);
+  Result<void> copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
+                               const std::string& dst_rel);
+
+  StagingTree m_staging;
+  StagedCopy m_result;
+  std::map<std::string, Owner> m_owner_exceptions;
+  // Hard links are kept within one source, like BuildKit's copier (one per source).
+  std::map<std::pair<dev_t, ino_t>, std::string> m_links;
+  XattrRefusals m_xattrs_refused;
+};
+
+Result<void> Selector::validate_sources() const {
   if (!m_step.checksum.empty()) {
     // BuildKit's dispatchCopy checks, in its order and words.
     if (m_step.kind == CopyKind::copy) {
@@ -243,7 +275,7 @@ Result<void> Engine::validate_sources() const {
   return {};
 }
 
-Result<std::vector<std::string>> Engine::list(const std::string& literal) const {
+Result<std::vector<std::string>> Selector::list(const std::string& literal) const {
   auto located = m_ctx.root.locate(literal, FollowFinal::yes);
   if (!located) {
     if (missing(located.error())) {
@@ -260,7 +292,7 @@ Result<std::vector<std::string>> Engine::list(const std::string& literal) const 
 
 // fsutil's ResolveWildcards, one component at a time: the literal prefix is resolved, each
 // wildcard component is matched against a directory listing in byte order (Go's Walk order).
-Result<std::vector<std::string>> Engine::expand_wildcards(const std::string& rel) const {
+Result<std::vector<std::string>> Selector::expand_wildcards(const std::string& rel) const {
   const auto parts = split_components(rel);
   std::vector<std::string> candidates{""};
   for (const std::string& part : parts) {
@@ -283,7 +315,7 @@ Result<std::vector<std::string>> Engine::expand_wildcards(const std::string& rel
   return candidates;
 }
 
-Result<bool> Engine::keep_item(const Item& item) const {
+Result<bool> Selector::keep_item(const Item& item) const {
   // .dockerignore: the target as the context walker saw it, and the path as written (an
   // excluded symlink does not exist in the transferred context either).
   MB_TRY_ASSIGN(bool visible, m_ctx.visible(item.entry));
@@ -299,7 +331,7 @@ Result<bool> Engine::keep_item(const Item& item) const {
   return true;
 }
 
-Result<std::vector<Item>> Engine::expand(std::size_t index) {
+Result<std::vector<Item>> Selector::expand(std::size_t index) {
   if (m_step.parents) {
     return expand_parents(index);
   }
@@ -346,9 +378,9 @@ Result<std::vector<Item>> Engine::expand(std::size_t index) {
 // --parents patterns: wildcards per component as above, and `**` for any number of
 // directories, as BuildKit's include patterns allow. `**` never descends through a symlink, so
 // a link loop cannot make it run forever.
-Result<void> Engine::match_below(const std::string& pivot, const std::vector<std::string>& pattern,
-                                 std::size_t i, const std::string& rel,
-                                 std::vector<std::string>& out) const {
+Result<void> Selector::match_below(const std::string& pivot,
+                                   const std::vector<std::string>& pattern, std::size_t i,
+                                   const std::string& rel, std::vector<std::string>& out) const {
   if (i == pattern.size()) {
     out.push_back(rel);
     return {};
@@ -384,7 +416,7 @@ Result<void> Engine::match_below(const std::string& pivot, const std::vector<std
   return {};
 }
 
-Result<std::vector<Item>> Engine::expand_parents(std::size_t index) {
+Result<std::vector<Item>> Selector::expand_parents(std::size_t index) {
   const std::string& source = m_step.sources[index];
   // An optional pivot: only what follows "/./" keeps its parents (rsync --relative).
   const auto pivot_at = source.find("/./");
@@ -561,8 +593,6 @@ Result<bool> Engine::copy_contents(int src_dir, const std::string& src_physical,
                                    const FilterState& ignore_state, int dst_dir,
                                    const std::string& dst_rel, const std::string& exclude_rel,
                                    const FilterState& exclude_state) {
-  const PathFilter ignore = m_ctx.filter();
-  const PathFilter excludes = m_excludes ? PathFilter(&*m_excludes) : PathFilter();
   MB_TRY_ASSIGN(auto names, list_directory(src_dir, src_physical));
   bool copied_any = false;
   for (const std::string& name : names) {
@@ -574,17 +604,14 @@ Result<bool> Engine::copy_contents(int src_dir, const std::string& src_physical,
     const bool is_dir = S_ISDIR(st.st_mode);
     const std::string child_physical = join_path(src_physical, name);
     const std::string child_exclude = join_path(exclude_rel, name);
-    FilterState ignore_child;
-    FilterState exclude_child;
-    MB_TRY_ASSIGN(Verdict by_ignore,
-                  ignore.decide(child_physical, is_dir, ignore_state, ignore_child));
-    MB_TRY_ASSIGN(Verdict by_exclude,
-                  excludes.decide(child_exclude, is_dir, exclude_state, exclude_child));
-    if (by_ignore == Verdict::skip || by_exclude == Verdict::skip) {
+    MB_TRY_ASSIGN(ChildDecision decided,
+                  decide_child(child_physical, child_exclude, is_dir, ignore_state, exclude_state));
+    if (decided.skip) {
       continue;
     }
-    const bool tentative =
-        by_ignore == Verdict::descend_only || by_exclude == Verdict::descend_only;
+    const bool tentative = decided.tentative;
+    const FilterState& ignore_child = decided.ignore_child;
+    const FilterState& exclude_child = decided.exclude_child;
     const std::string child_rel = join_path(dst_rel, name);
     if (!is_dir) {
       MB_TRY(copy_leaf(src_dir, name, st, dst_dir, name, child_rel));
@@ -773,12 +800,15 @@ Result<void> Engine::copy_inline(const dockerfile::InlineSource& source) {
   return {};
 }
 
-Result<StagedCopy> Engine::run() {
+Result<void> Selector::check_flags() {
   MB_TRY(validate_sources());
   if (!m_step.chmod.empty()) {
     MB_TRY_ASSIGN(m_chmod, ModeChange::parse(m_step.chmod));
   }
-  MB_TRY_ASSIGN(m_result.owner, resolve_owner(m_step.chown, m_base.read_file));
+  return {};
+}
+
+Result<std::vector<Item>> Selector::select_items(Sniff sniff) {
   if (!m_step.excludes.empty()) {
     auto matcher = dockerfile::IgnoreMatcher::create(m_step.excludes);
     if (!matcher) {
@@ -786,7 +816,6 @@ Result<StagedCopy> Engine::run() {
     }
     m_excludes = std::move(*matcher);
   }
-  m_result.link = m_step.link;
 
   // The destination, as BuildKit's pathRelativeToWorkingDir and NormalizePath see it.
   const std::string& dest = m_step.dest;
@@ -827,8 +856,8 @@ Result<StagedCopy> Engine::run() {
           continue;
         }
       }
-      if (m_step.kind == CopyKind::add && m_step.unpack.value_or(true) &&
-          S_ISREG(item.entry.st.st_mode)) {
+      if (sniff == Sniff::archives && m_step.kind == CopyKind::add &&
+          m_step.unpack.value_or(true) && S_ISREG(item.entry.st.st_mode)) {
         MB_TRY_ASSIGN(UniqueFd fd, m_ctx.root.open_for_reading(item.entry));
         MB_TRY_ASSIGN(item.archive, is_tar_archive(fd.get()));
       }
@@ -845,13 +874,39 @@ Result<StagedCopy> Engine::run() {
     return fail(Code::build_failed, "no source files were specified (" + detail +
                                         " matched nothing in the build context)");
   }
-  if (total > 1 && !m_dest_dir_syntax && !m_dest_in_base && !m_step.parents) {
+  // Whether the destination is a directory of the base decides this; without a base (a cache
+  // key) the copy itself reports it.
+  if (m_base_known && total > 1 && !m_dest_dir_syntax && !m_dest_in_base && !m_step.parents) {
     return fail(Code::build_failed,
                 "When using " + m_verb +
                     " with more than one source file, the destination must be a directory and "
                     "end with a /");
   }
   m_dest_is_dir = m_dest_dir_syntax || m_dest_in_base || total > 1 || m_step.parents;
+  return items;
+}
+
+Result<Selector::ChildDecision> Selector::decide_child(const std::string& child_physical,
+                                                       const std::string& child_exclude,
+                                                       bool is_dir, const FilterState& ignore_state,
+                                                       const FilterState& exclude_state) const {
+  const PathFilter ignore = m_ctx.filter();
+  const PathFilter excludes = m_excludes ? PathFilter(&*m_excludes) : PathFilter();
+  ChildDecision decision;
+  MB_TRY_ASSIGN(Verdict by_ignore,
+                ignore.decide(child_physical, is_dir, ignore_state, decision.ignore_child));
+  MB_TRY_ASSIGN(Verdict by_exclude,
+                excludes.decide(child_exclude, is_dir, exclude_state, decision.exclude_child));
+  decision.skip = by_ignore == Verdict::skip || by_exclude == Verdict::skip;
+  decision.tentative = by_ignore == Verdict::descend_only || by_exclude == Verdict::descend_only;
+  return decision;
+}
+
+Result<StagedCopy> Engine::run() {
+  MB_TRY(check_flags());
+  MB_TRY_ASSIGN(m_result.owner, resolve_owner(m_step.chown, m_base.read_file));
+  m_result.link = m_step.link;
+  MB_TRY_ASSIGN(std::vector<Item> items, select_items(Sniff::archives));
 
   std::size_t current_source = 0;
   for (const Item& item : items) {
@@ -881,6 +936,246 @@ Result<StagedCopy> Engine::run() {
   return std::move(m_result);
 }
 
+// select_copy_sources(): the same items and the same directory walk as Engine, recording each
+// entry instead of writing it. Paths are computed as with --link (no base image): the base is
+// part of the parent's cache key, and how it redirects the destination follows from it.
+const BaseImage k_no_base{};
+
+class SourceWalker : public Selector {
+public:
+  SourceWalker(const BuildContext::Impl& context, const CopyStep& step, const SourceReader& reader)
+      : Selector(context, step, k_no_base), m_reader(reader) {
+    m_base_known = false;
+  }
+
+  Result<std::vector<SelectedEntry>> run();
+
+private:
+  Result<void> walk_item(const Item& item);
+  Result<bool> walk_contents(int src_dir, const std::string& src_physical,
+                             const FilterState& ignore_state, const std::string& dst_rel,
+                             const std::string& exclude_rel, const FilterState& exclude_state);
+  Result<void> add_leaf(int src_dir, const std::string& src_name, const std::string& physical,
+                        const struct stat& st, const std::string& dst_rel);
+  Result<void> add_dir(int dir_fd, const std::string& physical, const struct stat& st,
+                       const std::string& dst_rel);
+  Result<void> add_inline(const dockerfile::InlineSource& source);
+
+  const SourceReader& m_reader;
+  std::vector<SelectedEntry> m_entries;
+  std::map<std::pair<dev_t, ino_t>, std::string> m_links; // per source, as in Engine
+  std::set<std::string> m_parent_dirs;                    // --parents: recorded once
+};
+
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+Result<void> SourceWalker::add_dir(int dir_fd, const std::string& physical, const struct stat& st,
+                                   const std::string& dst_rel) {
+  SelectedEntry entry;
+  entry.path = "/" + dst_rel;
+  entry.physical = physical;
+  entry.type = EntryType::directory;
+  entry.mode = mode_for(st);
+  entry.mtime_ns = mtime_ns(st);
+  if (m_reader.directory_xattrs) {
+    MB_TRY_ASSIGN(entry.xattrs, m_reader.directory_xattrs(dir_fd, physical));
+  }
+  m_entries.push_back(std::move(entry));
+  return {};
+}
+
+Result<void> SourceWalker::add_leaf(int src_dir, const std::string& src_name,
+                                    const std::string& physical, const struct stat& st,
+                                    const std::string& dst_rel) {
+  SelectedEntry entry;
+  entry.path = "/" + dst_rel;
+  entry.physical = physical;
+  entry.mode = mode_for(st);
+  entry.mtime_ns = mtime_ns(st);
+  switch (st.st_mode & S_IFMT) {
+  case S_IFREG: {
+    entry.type = EntryType::regular;
+    entry.size = static_cast<std::uint64_t>(st.st_size);
+    if (st.st_nlink > 1) {
+      auto link = m_links.find({st.st_dev, st.st_ino});
+      if (link != m_links.end()) {
+        entry.hardlink_to = link->second;
+      } else {
+        m_links[{st.st_dev, st.st_ino}] = entry.path;
+      }
+    }
+    MB_TRY_ASSIGN(store::FileDigests digests, m_reader.file(src_dir, src_name, st, physical));
+    entry.content = std::move(digests.content);
+    entry.xattrs = std::move(digests.xattrs);
+    break;
+  }
+  case S_IFLNK: {
+    entry.type = EntryType::symlink;
+    std::string target(256, '\0');
+    while (true) {
+      ssize_t n = ::readlinkat(src_dir, src_name.c_str(), target.data(), target.size());
+      if (n < 0) {
+        return fail_errno(errno, "read symlink " + quoted(src_name) + " in the build context");
+      }
+      if (static_cast<std::size_t>(n) < target.size()) {
+        target.resize(static_cast<std::size_t>(n));
+        break;
+      }
+      target.resize(target.size() * 2);
+    }
+    entry.link_target = std::move(target);
+    break;
+  }
+  case S_IFIFO:
+    entry.type = EntryType::fifo;
+    break;
+  case S_IFCHR:
+  case S_IFBLK:
+    entry.type = S_ISCHR(st.st_mode) ? EntryType::char_device : EntryType::block_device;
+    entry.rdev = static_cast<std::uint64_t>(st.st_rdev);
+    break;
+  default:
+    return {}; // a socket: left out of the layer (Engine::copy_leaf warns)
+  }
+  m_entries.push_back(std::move(entry));
+  return {};
+}
+
+Result<bool> SourceWalker::walk_contents(int src_dir, const std::string& src_physical,
+                                         const FilterState& ignore_state,
+                                         const std::string& dst_rel, const std::string& exclude_rel,
+                                         const FilterState& exclude_state) {
+  MB_TRY_ASSIGN(auto names, list_directory(src_dir, src_physical));
+  bool copied_any = false;
+  for (const std::string& name : names) {
+    struct stat st {};
+    if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return fail_errno(errno,
+                        "stat " + quoted(join_path(src_physical, name)) + " in the build context");
+    }
+    const bool is_dir = S_ISDIR(st.st_mode);
+    const std::string child_physical = join_path(src_physical, name);
+    const std::string child_exclude = join_path(exclude_rel, name);
+    MB_TRY_ASSIGN(ChildDecision decided,
+                  decide_child(child_physical, child_exclude, is_dir, ignore_state, exclude_state));
+    if (decided.skip) {
+      continue;
+    }
+    const std::string child_rel = join_path(dst_rel, name);
+    if (!is_dir) {
+      MB_TRY(add_leaf(src_dir, name, child_physical, st, child_rel));
+      copied_any = true;
+      continue;
+    }
+    UniqueFd sub(::openat(src_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub) {
+      return fail_errno(errno, "open " + quoted(child_physical) + " in the build context");
+    }
+    const std::size_t mark = m_entries.size();
+    MB_TRY(add_dir(sub.get(), child_physical, st, child_rel));
+    MB_TRY_ASSIGN(bool below, walk_contents(sub.get(), child_physical, decided.ignore_child,
+                                            child_rel, child_exclude, decided.exclude_child));
+    if (decided.tentative && !below) {
+      m_entries.resize(mark); // Engine removes the directory it created for nothing
+      continue;
+    }
+    copied_any = true;
+  }
+  return copied_any;
+}
+
+Result<void> SourceWalker::walk_item(const Item& item) {
+  const Located& entry = item.entry;
+  const bool is_dir = S_ISDIR(entry.st.st_mode);
+  std::string parent_rel;
+  std::string name;
+  if (m_step.parents) {
+    parent_rel = m_dir_rel;
+    const auto parts = split_components(item.parents_rel);
+    std::string so_far;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      so_far = join_path(so_far, parts[i]);
+      MB_TRY_ASSIGN(Located source_dir,
+                    m_ctx.root.locate(join_path(item.pivot, so_far), FollowFinal::yes));
+      const std::string rel = join_path(m_dir_rel, so_far);
+      if (m_parent_dirs.insert(rel).second) {
+        MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(source_dir));
+        MB_TRY(add_dir(source.get(), source_dir.physical, source_dir.st, rel));
+      }
+      parent_rel = rel;
+    }
+    name = parts.empty() ? std::string() : parts.back();
+  } else if (is_dir) {
+    if (m_dir_rel.empty() || m_dest_dir_syntax || m_dest_in_base) {
+      MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
+      MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
+      MB_TRY(walk_contents(source.get(), entry.physical, decision.state, m_dir_rel, "",
+                           FilterState{}));
+      return {};
+    }
+    std::tie(parent_rel, name) = split_parent(m_dir_rel);
+  } else if (m_dest_is_dir) {
+    parent_rel = m_dir_rel;
+    name = split_parent(item.literal).second;
+  } else {
+    std::tie(parent_rel, name) = split_parent(m_file_rel);
+  }
+
+  const std::string rel = join_path(parent_rel, name);
+  if (!is_dir) {
+    return add_leaf(entry.parent.get(), entry.name, entry.physical, entry.st, rel);
+  }
+  MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
+  if (!name.empty()) {
+    MB_TRY(add_dir(source.get(), entry.physical, entry.st, rel));
+  }
+  MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
+  FilterState exclude_state;
+  if (m_step.parents && m_excludes) {
+    MB_TRY_ASSIGN(PathDecision excluded,
+                  decide_path(PathFilter(&*m_excludes), item.parents_rel, true));
+    exclude_state = excluded.state;
+  }
+  MB_TRY(walk_contents(source.get(), entry.physical, decision.state, rel,
+                       m_step.parents ? item.parents_rel : "", exclude_state));
+  return {};
+}
+
+Result<void> SourceWalker::add_inline(const dockerfile::InlineSource& source) {
+  if (source.name.empty() || source.name.find('/') != std::string::npos || source.name == "." ||
+      source.name == "..") {
+    return fail(Code::dockerfile,
+                "heredoc name " + quoted(source.name) + " cannot be used as a file name");
+  }
+  SelectedEntry entry;
+  entry.path = "/" + (m_dest_is_dir ? join_path(m_dir_rel, source.name) : m_file_rel);
+  entry.type = EntryType::regular;
+  entry.mode = m_chmod ? m_chmod->apply(0644, false) : 0644;
+  entry.size = source.content.size();
+  entry.content = oci::sha256_of(source.content);
+  m_entries.push_back(std::move(entry));
+  return {};
+}
+
+Result<std::vector<SelectedEntry>> SourceWalker::run() {
+  MB_TRY(check_flags());
+  MB_TRY_ASSIGN(std::vector<Item> items, select_items(Sniff::none));
+  std::size_t current_source = 0;
+  for (const Item& item : items) {
+    if (item.source_index != current_source) {
+      m_links.clear();
+      current_source = item.source_index;
+    }
+    MB_TRY(walk_item(item));
+  }
+  for (const auto& source : m_step.inline_sources) {
+    MB_TRY(add_inline(source));
+  }
+  return std::move(m_entries);
+}
+
 std::string describe(const CopyStep& step) {
   std::string text = step.kind == CopyKind::copy ? "COPY" : "ADD";
   for (const std::string& source : step.sources) {
@@ -902,6 +1197,16 @@ Result<StagedCopy> stage_copy(const BuildContext& context, const CopyStep& step,
   }
   Engine engine(context.impl(), step, base, std::move(*staging));
   auto result = engine.run();
+  if (!result) {
+    return fail(std::move(result).error().wrap(describe(step)));
+  }
+  return result;
+}
+
+Result<std::vector<SelectedEntry>>
+select_copy_sources(const BuildContext& context, const CopyStep& step, const SourceReader& reader) {
+  SourceWalker walker(context.impl(), step, reader);
+  auto result = walker.run();
   if (!result) {
     return fail(std::move(result).error().wrap(describe(step)));
   }

@@ -1594,7 +1594,9 @@ Result<Instruction> parse_instruction(const Node& node, std::string_view file,
   }
   const ErrorSite site(node, file, instruction_name(*kind));
   MB_TRY_ASSIGN(auto payload, parse_payload(*kind, site, warnings));
-  return Instruction{node.original, range_of(node, file, 1), std::move(payload)};
+  Instruction instruction{node.original, range_of(node, file, 1), std::move(payload)};
+  instruction.squash_group = node.squash_group;
+  return instruction;
 }
 
 Result<Instruction> expand_instruction(const Instruction& instruction, const Environment& env,

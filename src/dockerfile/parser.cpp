@@ -415,6 +415,9 @@ public:
       const std::string_view token = trim_left_space(bytes);
       const int column = static_cast<int>(raw.size() - trim_left_space(raw).size()) + 1;
       MB_TRY(directive(token, start_line, column));
+      if (is_comment(token)) {
+        layer_boundary(token);
+      }
       auto [first, end_of_instruction] =
           trim_continuation(is_comment(token) ? std::string_view() : token, escape());
       if (end_of_instruction && first.empty()) {
@@ -461,6 +464,10 @@ public:
           node.heredocs.push_back(std::move(heredoc));
         }
       }
+      if (node.keyword == "from") {
+        m_squash_group = 0; // a run of squashed instructions never crosses a stage boundary
+      }
+      node.squash_group = m_squash_group;
       parsed.instructions.push_back(std::move(node));
     }
 
@@ -474,6 +481,25 @@ public:
 
 private:
   char escape() const { return m_directives.escape; }
+
+  /// minibuild's layer-boundary comments (docs/squash.md): `# minibuild:squash` opens a new run
+  /// of instructions that fold into one layer, `# minibuild:layer` closes it. Only whole
+  /// comment lines between instructions count (a comment inside a continuation is dropped by
+  /// BuildKit's rules before it could mean anything); any other comment is just a comment.
+  void layer_boundary(std::string_view comment) {
+    comment.remove_prefix(1); // the '#'
+    while (!comment.empty() && is_re_space(comment.front())) {
+      comment.remove_prefix(1);
+    }
+    while (!comment.empty() && is_re_space(comment.back())) {
+      comment.remove_suffix(1);
+    }
+    if (comment == "minibuild:squash") {
+      m_squash_group = ++m_squash_groups;
+    } else if (comment == "minibuild:layer") {
+      m_squash_group = 0;
+    }
+  }
 
   /// One possible parser directive (`# key=value`) at the top of the file. Directive scanning
   /// stops for good at the first line that is not a known directive.
@@ -860,6 +886,8 @@ private:
   LineReader m_reader;
   Directives m_directives;
   bool m_directives_done = false;
+  int m_squash_group = 0;  // the run the next instruction belongs to (0: none)
+  int m_squash_groups = 0; // `# minibuild:squash` lines seen so far
   int m_escape_line = 0;
   int m_syntax_line = 0;
   int m_check_line = 0;

@@ -36,6 +36,9 @@
 //   - Heredoc sources become a file named after the delimiter, mode 0644 before --chmod.
 //   - With --link, BuildKit copies onto an empty tree: the base image is not consulted for
 //     destination directories or symlinks (only for --chown names).
+//
+// select_copy_sources() (copy_sources.hpp) runs the same source selection without copying, for
+// the step's cache key; both share one implementation in copy.cpp.
 #pragma once
 
 #include <minibuild/base/error.hpp>

@@ -68,6 +68,12 @@ struct Node {
   int end_line = 0;               ///< last physical line, heredoc bodies excluded (BuildKit's
                                   ///< EndLine includes them; see Heredoc::end_line). The nested
                                   ///< node of ONBUILD has its parent's lines.
+  int squash_group = 0;           ///< minibuild's own layer boundaries (docs/squash.md): n > 0
+                                  ///< when the instruction follows the n-th `# minibuild:squash`
+                                  ///< comment line of the file, before the next
+                                  ///< `# minibuild:layer` line or FROM (a FROM is never in a
+                                  ///< group); 0 otherwise and for the nested node of ONBUILD.
+                                  ///< Not part of BuildKit's dump.
 
   bool operator==(const Node&) const = default;
 };

@@ -281,6 +281,9 @@ struct Instruction {
   std::string original; ///< the instruction text as written (Node::original)
   SourceRange location; ///< file, first and last line; column 1
   Payload payload;
+  /// Node::squash_group: instructions of one stage with the same n > 0 fold into one layer
+  /// (docs/squash.md); 0 when the instruction is not inside a `# minibuild:squash` run.
+  int squash_group = 0;
 
   InstructionKind kind() const { return static_cast<InstructionKind>(payload.index()); }
 
