@@ -6,15 +6,20 @@
 
 #include <minibuild/base/file.hpp>
 #include <minibuild/base/in_root.hpp>
+#include <minibuild/build/cache_key.hpp>
 #include <minibuild/build/copy.hpp>
+#include <minibuild/build/copy_sources.hpp>
 #include <minibuild/build/executor.hpp>
 #include <minibuild/build/owner.hpp>
+#include <minibuild/build/squash.hpp>
 #include <minibuild/dockerfile/parser.hpp>
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/layer/export.hpp>
 #include <minibuild/oci/byte_source.hpp>
 #include <minibuild/oci/descriptor.hpp>
 #include <minibuild/oci/index.hpp>
+#include <minibuild/store/build_cache.hpp>
+#include <minibuild/store/stat_cache.hpp>
 #include <minibuild/store/store.hpp>
 
 #include <algorithm>
@@ -76,6 +81,12 @@ struct Moment {
   std::int64_t seconds = 0;
   std::int64_t nanoseconds = 0;
 };
+
+std::int64_t wall_clock_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 Moment now() {
   const auto since = std::chrono::system_clock::now().time_since_epoch();
@@ -205,6 +216,13 @@ struct StageState {
   std::string display;
   int step_index = 0;
   int step_total = 0;
+  /// The cache key of the stage's filesystem so far (docs/cache.md): the parent of the next
+  /// step's key.
+  oci::Digest cache_key;
+  /// False when the stage's steps must not be looked up (--no-cache, --no-cache-filter).
+  bool use_cache = true;
+  /// How many of `layers` the stage started with (its base's): squash leaves them alone.
+  std::size_t base_layers = 0;
 };
 
 struct Command {
@@ -229,6 +247,11 @@ private:
   Result<void> arg_step(StageState& st, const Instruction& instruction);
   Result<void> run_step(StageState& st, const Command& command);
   Result<void> run_step_with(StageState& st, const Command& command, int vertex, bool vfs);
+  Result<void> run_step_once(StageState& st, const Command& command, int vertex);
+  /// The build args a RUN step sees: (those its history records, those its process gets:
+  /// the first plus proxy variables).
+  std::pair<dockerfile::Environment, dockerfile::Environment>
+  step_arguments(const StageState& st) const;
   /// What `RUN --mount` flags need: mounts for the sandbox, environment entries (secret env=)
   /// and the cache-mount locks to hold while the step runs.
   struct RunMounts {
@@ -249,8 +272,23 @@ private:
   Result<void> add_layer(StageState& st, const oci::Descriptor& blob, const oci::Digest& diff_id,
                          const std::string& created_by);
   Result<BuildResult> finish(StageState& target);
+  bool squashes(const PlanStage& stage) const;
+  /// Folds the stage's layers from index `first` to the end into one (squash.hpp); their
+  /// history entries stay, marked empty_layer, and one entry for the new layer follows.
+  Result<void> fold_layers(StageState& st, std::size_t first, std::string_view why);
 
   std::string history_time() const;
+  void step_runs(StageState& st);
+  /// On a cache hit for `key`: applies the cached result (layer, history) to the stage, says
+  /// CACHED and returns true.
+  Result<bool> use_cached(StageState& st, const oci::Digest& key, int vertex);
+  /// After a step ran: records its result under `key` (nullopt: not cacheable) and moves the
+  /// stage's key on.
+  Result<void> record_cached(StageState& st, const std::optional<oci::Digest>& key,
+                             std::string_view kind, std::size_t layers_before);
+  std::optional<oci::Digest> run_cache_key(const StageState& st, const Command& command);
+  Result<std::optional<oci::Digest>> copy_cache_key(const StageState& st, const Command& command,
+                                                    const Instruction& expanded);
   std::string step_name(StageState& st, std::string_view text, bool onbuild);
   std::string expanded_text(const StageState& st, const Instruction& instruction) const;
   int start_vertex(std::string name);
@@ -270,6 +308,15 @@ private:
   std::optional<std::optional<runtime::SeccompProgram>> m_seccomp;
   /// RUN steps use the vfs driver (asked for, or overlay was refused once in this build).
   bool m_vfs = false;
+  /// The build's clock for history entries (docs/cache.md, "Times"): the time of the last
+  /// step that ran, or the cached time of the last step that hit; unset before the first one.
+  std::optional<std::string> m_clock;
+  /// Base images' `created`, the clock's value before any step (stable across rebuilds).
+  std::optional<std::string> m_base_created;
+  std::set<int> m_cached_vertices; ///< vertices answered by the cache (already reported)
+  /// Content digests of context files by stat, loaded at the first COPY, saved at the end.
+  std::optional<store::StatCache> m_stat_cache;
+  std::int64_t m_build_start_ns = wall_clock_ns();
   int m_vertices = 0;
   std::map<int, std::chrono::steady_clock::time_point> m_started;
 };
@@ -278,8 +325,103 @@ std::string Executor::history_time() const {
   if (m_options.source_date_epoch) {
     return rfc3339_utc(*m_options.source_date_epoch);
   }
+  if (m_clock) {
+    return *m_clock;
+  }
+  if (m_base_created) {
+    return *m_base_created;
+  }
   const Moment moment = now();
   return rfc3339_utc(moment.seconds, moment.nanoseconds);
+}
+
+// A step that runs moves the build's clock to now; history entries written after it use it.
+void Executor::step_runs(StageState& st) {
+  if (!m_options.source_date_epoch) {
+    const Moment moment = now();
+    m_clock = rfc3339_utc(moment.seconds, moment.nanoseconds);
+  }
+  st.builder.set_history_time(history_time());
+}
+
+// ---- the build cache (docs/cache.md) --------------------------------------------------------
+
+Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int vertex) {
+  if (!st.use_cache) {
+    return false;
+  }
+  auto found = m_store.cache().get(key);
+  if (!found) {
+    if (found.error().code() != Code::corrupt) {
+      return fail(std::move(found).error());
+    }
+    // A damaged entry is a miss: the step runs and its put() replaces the file.
+    log(vertex, "warning: " + found.error().what());
+    return false;
+  }
+  const auto& entry = *found;
+  if (!entry) {
+    return false;
+  }
+  if (entry->layer) {
+    MB_TRY_ASSIGN(auto stat, m_store.blobs().stat(entry->layer->digest));
+    if (!stat) {
+      return false; // pruned: run the step again
+    }
+  }
+  if (!m_options.source_date_epoch) {
+    m_clock = entry->created;
+  }
+  st.builder.set_history_time(history_time());
+  if (entry->layer) {
+    st.layers.push_back(*entry->layer);
+    st.builder.config().rootfs.diff_ids.push_back(entry->diff_id);
+    st.builder.add_history(entry->created_by, false);
+    if (st.root) {
+      MB_TRY(apply_layers(m_store, {*entry->layer}, {entry->diff_id},
+                          m_scratch->absolute(st.rootfs_rel)));
+    }
+  } else {
+    st.builder.add_history(entry->created_by, true);
+  }
+  (void)m_store.cache().touch(key, now().seconds); // last use only feeds pruning
+  st.cache_key = key;
+  m_cached_vertices.insert(vertex);
+  if (m_options.progress != nullptr) {
+    m_options.progress->cached(vertex);
+  }
+  return true;
+}
+
+Result<void> Executor::record_cached(StageState& st, const std::optional<oci::Digest>& key,
+                                     std::string_view kind, std::size_t layers_before) {
+  const auto& config = st.builder.config();
+  const bool made_layer = st.layers.size() > layers_before;
+  if (!key) {
+    // Not cacheable (e.g. it read the context through a bind mount): later steps chain on
+    // what it produced.
+    CacheKey result("result");
+    result.add("parent", st.cache_key.to_string());
+    result.add("layer", made_layer ? config.rootfs.diff_ids.back().to_string() : "");
+    st.cache_key = result.digest();
+    return {};
+  }
+  st.cache_key = *key;
+  if (config.history.empty()) {
+    return {};
+  }
+  store::CacheEntry entry;
+  entry.key = *key;
+  entry.kind = std::string(kind);
+  if (made_layer) {
+    entry.layer = st.layers.back();
+    entry.diff_id = config.rootfs.diff_ids.back();
+    entry.size = static_cast<std::uint64_t>(st.layers.back().size);
+  }
+  entry.created = config.history.back().created;
+  entry.created_by = config.history.back().created_by;
+  entry.last_used = now().seconds;
+  return m_store.cache().put(entry);
 }
 
 int Executor::start_vertex(std::string name) {
@@ -298,7 +440,7 @@ void Executor::log(int vertex, std::string_view line) {
 }
 
 void Executor::end_vertex(int vertex, const Result<void>& outcome) {
-  if (m_options.progress == nullptr) {
+  if (m_options.progress == nullptr || (outcome && m_cached_vertices.contains(vertex))) {
     return;
   }
   if (outcome) {
@@ -350,6 +492,12 @@ Result<BuildResult> Executor::run() {
   for (const auto& stage : m_plan.stages) {
     MB_TRY(run_stage(stage));
   }
+  if (m_stat_cache) {
+    // Only an accelerator: a failure to save costs the next build some reading.
+    if (auto saved = m_stat_cache->save(); !saved) {
+      log(0, "warning: " + saved.error().what());
+    }
+  }
   return finish(m_stages.at(m_plan.stages.back().index));
 }
 
@@ -395,6 +543,20 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
   }
   }
   StageState& st = *state;
+  // The stage's first cache key: what it starts from (docs/cache.md).
+  if (stage.base.kind == SourceKind::stage) {
+    st.cache_key = m_stages.at(stage.base.stage).cache_key;
+  } else {
+    CacheKey from("from");
+    from.add("platform", oci::to_string(stage.platform));
+    from.add("base", image ? image->manifest_digest.to_string() : std::string("scratch"));
+    st.cache_key = from.digest();
+  }
+  if (image && !m_clock && !m_base_created && !image->config.created.empty()) {
+    m_base_created = image->config.created;
+  }
+  st.use_cache = !m_options.no_cache && !m_options.no_cache_filter.contains(to_lower(stage.name)) &&
+                 !m_options.no_cache_filter.contains(std::to_string(stage.index));
   st.builder.start_stage(stage.platform);
   if (stage.base.kind != SourceKind::stage) {
     for (const auto& entry : st.builder.config().config.env) {
@@ -444,12 +606,33 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
     end_vertex(vertex, {});
   }
 
+  st.base_layers = st.layers.size();
+  // `# minibuild:squash` ... `# minibuild:layer` (docs/squash.md): the layers of a group are
+  // folded into one when the group ends.
+  int group = 0;
+  std::size_t group_start = 0;
   for (const auto& command : commands) {
+    const int command_group = command.onbuild ? 0 : command.instruction.squash_group;
+    if (command_group != group) {
+      if (group != 0) {
+        MB_TRY(fold_layers(st, group_start, "squash group"));
+      }
+      group = command_group;
+      group_start = st.layers.size();
+    }
     st.builder.set_history_time(history_time());
     auto outcome = dispatch(st, command);
     if (!outcome) {
       return fail(std::move(outcome).error().at(command.instruction.location));
     }
+  }
+  if (group != 0) {
+    MB_TRY(fold_layers(st, group_start, "squash group"));
+  }
+  if (squashes(stage)) {
+    const bool whole =
+        m_options.squash == SquashMode::all && stage.index == m_plan.stages.back().index;
+    MB_TRY(fold_layers(st, whole ? 0 : st.base_layers, whole ? "squash-all" : "squash"));
   }
   m_stages.erase(stage.index);
   m_stages.emplace(stage.index, std::move(st));
@@ -546,6 +729,44 @@ Result<void> Executor::run_step(StageState& st, const Command& command) {
     if (m_options.storage_driver == StorageDriver::vfs) {
       m_vfs = true;
     }
+    const std::optional<oci::Digest> key = run_cache_key(st, command);
+    if (key) {
+      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
+      if (hit) {
+        return {};
+      }
+    }
+    const std::size_t layers_before = st.layers.size();
+    step_runs(st);
+    MB_TRY(run_step_once(st, command, vertex));
+    return record_cached(st, key, "run", layers_before);
+  }();
+  end_vertex(vertex, outcome);
+  return outcome;
+}
+
+std::pair<dockerfile::Environment, dockerfile::Environment>
+Executor::step_arguments(const StageState& st) const {
+  // Build args reach the step's environment, never the config; ENV of the same name wins.
+  dockerfile::Environment visible_args;
+  for (const auto& [name, value] : st.scope.args().entries()) {
+    if (!st.scope.env().contains(name)) {
+      visible_args.set(name, value);
+    }
+  }
+  // Proxy --build-args reach every step without an ARG, and not the history (BuildKit).
+  dockerfile::Environment step_args = visible_args;
+  for (const auto& [name, value] : m_plan.proxy_env.entries()) {
+    if (!step_args.contains(name) && !st.scope.env().contains(name)) {
+      step_args.set(name, value);
+    }
+  }
+  return {visible_args, step_args};
+}
+
+// One RUN with the build's storage driver, falling back from overlay to vfs when allowed.
+Result<void> Executor::run_step_once(StageState& st, const Command& command, int vertex) {
+  {
     if (!m_vfs) {
       auto ran = run_step_with(st, command, vertex, false);
       // Kernels before 5.11 refuse overlay in a user namespace: fall back to copies once.
@@ -559,9 +780,51 @@ Result<void> Executor::run_step(StageState& st, const Command& command) {
       m_vfs = true;
     }
     return run_step_with(st, command, vertex, true);
-  }();
-  end_vertex(vertex, outcome);
-  return outcome;
+  }
+}
+
+// RUN's cache key (docs/cache.md): what the command, its environment and its mounts are, on
+// top of the stage's filesystem so far. nullopt: not cacheable yet (a bind mount of the
+// build context, whose content is not keyed).
+std::optional<oci::Digest> Executor::run_cache_key(const StageState& st, const Command& command) {
+  const auto& run = command.instruction.as<dockerfile::RunInstruction>();
+  const oci::ContainerConfig& config = st.builder.config().config;
+  CacheKey key("run");
+  key.add("parent", st.cache_key.to_string());
+  key.add("platform", oci::to_string(st.stage->platform));
+  key.add_list("argv", command_argv(run.command, config.shell));
+  std::vector<std::string> heredocs;
+  for (const auto& heredoc : run.command.heredocs) {
+    heredocs.push_back(heredoc.content);
+  }
+  key.add_list("heredocs", heredocs);
+  const auto [visible_args, step_args] = step_arguments(st);
+  key.add_list("env", run_environment(config.env, step_args, "$HOME"));
+  key.add_list("history-args", run_environment({}, visible_args, ""));
+  key.add("user", config.user);
+  key.add("workdir", config.working_dir);
+  const runtime::NetworkMode network =
+      run.network == dockerfile::RunNetwork::none   ? runtime::NetworkMode::none
+      : run.network == dockerfile::RunNetwork::host ? runtime::NetworkMode::host
+                                                    : m_options.network;
+  key.add("network", network == runtime::NetworkMode::none ? "none" : "host");
+  for (const auto& mount : run.mounts) {
+    if (mount.type == dockerfile::MountType::bind && mount.from.empty()) {
+      return std::nullopt;
+    }
+    key.add("mount", mount.spec);
+    if (!mount.from.empty()) {
+      // A stage's content is its key; an image is named (its digest is pinned by the store).
+      std::string from_key = "image " + mount.from;
+      for (const auto& [index, state] : m_stages) {
+        if (std::to_string(index) == mount.from || state.stage->name == to_lower(mount.from)) {
+          from_key = "stage " + state.cache_key.to_string();
+        }
+      }
+      key.add("mount-from", from_key);
+    }
+  }
+  return key.digest();
 }
 
 Result<void> Executor::run_step_with(StageState& st, const Command& command, int vertex, bool vfs) {
@@ -581,20 +844,7 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
   const oci::ContainerConfig& config = st.builder.config().config;
   MB_TRY_ASSIGN(RunUser user, resolve_run_user(config.user, reader));
 
-  // Build args reach the step's environment, never the config; ENV of the same name wins.
-  dockerfile::Environment visible_args;
-  for (const auto& [name, value] : st.scope.args().entries()) {
-    if (!st.scope.env().contains(name)) {
-      visible_args.set(name, value);
-    }
-  }
-  // Proxy --build-args reach every step without an ARG, and not the history (BuildKit).
-  dockerfile::Environment step_args = visible_args;
-  for (const auto& [name, value] : m_plan.proxy_env.entries()) {
-    if (!step_args.contains(name) && !st.scope.env().contains(name)) {
-      step_args.set(name, value);
-    }
-  }
+  const auto [visible_args, step_args] = step_arguments(st);
   runtime::SandboxSpec spec;
   MB_TRY_ASSIGN(std::string run_rel, m_scratch->new_dir("run"));
   const std::string run_dir = m_scratch->absolute(run_rel);
@@ -1025,7 +1275,7 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
   }
   const int vertex =
       start_vertex(step_name(st, expanded_text(st, command.instruction), command.onbuild));
-  auto outcome = [&]() -> Result<void> {
+  auto body = [&]() -> Result<void> {
     // BuildKit runs `mkdir -p` as the config's USER with the epoch as creation time, and always
     // commits a layer: an existing directory gives an empty one. The layer holds the created
     // directories and, with the base's metadata, the existing directories above them.
@@ -1095,9 +1345,71 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
       MB_TRY(apply_layers(m_store, {blob}, {diff_id}, m_scratch->absolute(st.rootfs_rel)));
     }
     return {};
+  };
+  auto outcome = [&]() -> Result<void> {
+    // WORKDIR makes its directories as the config's USER: both are the key.
+    CacheKey workdir_key("workdir");
+    workdir_key.add("parent", st.cache_key.to_string());
+    workdir_key.add("path", workdir);
+    workdir_key.add("user", st.builder.config().config.user);
+    const std::optional<oci::Digest> key = workdir_key.digest();
+    if (key) {
+      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
+      if (hit) {
+        return {};
+      }
+    }
+    const std::size_t layers_before = st.layers.size();
+    step_runs(st);
+    MB_TRY(body());
+    return record_cached(st, key, "workdir", layers_before);
   }();
   end_vertex(vertex, outcome);
   return outcome;
+}
+
+// COPY/ADD's cache key (docs/cache.md): from the build context, what the step selects there
+// (copy_sources.hpp: paths, modes, content digests through the stat cache, the step's own
+// flags); from a stage, that stage's key; from an image, its reference; always the step's
+// expanded text and the workdir.
+Result<std::optional<oci::Digest>> Executor::copy_cache_key(const StageState& st,
+                                                            const Command& command,
+                                                            const Instruction& expanded) {
+  const bool is_add = expanded.kind() == InstructionKind::add;
+  CacheKey key(is_add ? "add" : "copy");
+  key.add("parent", st.cache_key.to_string());
+  key.add("instruction", expanded_text(st, command.instruction));
+  key.add("workdir", st.builder.config().config.working_dir);
+  const std::string from = is_add ? std::string() : expanded.as<dockerfile::CopyInstruction>().from;
+  if (!from.empty()) {
+    std::string from_key = "image " + from;
+    for (const auto& [index, state] : m_stages) {
+      if (std::to_string(index) == from || state.stage->name == to_lower(from)) {
+        from_key = "stage " + state.cache_key.to_string();
+      }
+    }
+    key.add("from", from_key);
+    return std::optional<oci::Digest>(key.digest());
+  }
+  if (!m_stat_cache) {
+    const auto context_dir =
+        std::filesystem::absolute(m_context.path()).lexically_normal().string();
+    MB_TRY_ASSIGN(store::StatCache loaded,
+                  store::StatCache::load(store::StatCache::file_for(m_store.root(), context_dir),
+                                         m_build_start_ns));
+    m_stat_cache.emplace(std::move(loaded));
+  }
+  const std::string workdir = st.builder.config().config.working_dir;
+  const CopyStep step = is_add
+                            ? CopyStep::from(expanded.as<dockerfile::AddInstruction>(), workdir)
+                            : CopyStep::from(expanded.as<dockerfile::CopyInstruction>(), workdir);
+  auto sources = copy_sources_digest(m_context, step, &*m_stat_cache);
+  if (!sources) {
+    // Whatever the copy itself would say about these sources, it says better: run it.
+    return std::optional<oci::Digest>();
+  }
+  key.add("sources", sources->to_string());
+  return std::optional<oci::Digest>(key.digest());
 }
 
 Result<void> Executor::copy_step(StageState& st, const Command& command,
@@ -1105,7 +1417,7 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
   const bool is_add = expanded.kind() == InstructionKind::add;
   const int vertex =
       start_vertex(step_name(st, expanded_text(st, command.instruction), command.onbuild));
-  auto outcome = [&]() -> Result<void> {
+  auto body = [&]() -> Result<void> {
     const std::string workdir = st.builder.config().config.working_dir;
     const CopyStep step = is_add
                               ? CopyStep::from(expanded.as<dockerfile::AddInstruction>(), workdir)
@@ -1153,6 +1465,92 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
         is_add ? add_created_by(expanded.as<dockerfile::AddInstruction>())
                : copy_created_by(expanded.as<dockerfile::CopyInstruction>());
     return add_layer(st, blob, diff_id, created_by);
+  };
+  auto outcome = [&]() -> Result<void> {
+    MB_TRY_ASSIGN(const std::optional<oci::Digest> key, copy_cache_key(st, command, expanded));
+    if (key) {
+      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
+      if (hit) {
+        return {};
+      }
+    }
+    const std::size_t layers_before = st.layers.size();
+    step_runs(st);
+    MB_TRY(body());
+    return record_cached(st, key, "copy", layers_before);
+  }();
+  end_vertex(vertex, outcome);
+  return outcome;
+}
+
+// docs/squash.md: --squash folds the target stage's own layers, --squash-stage NAME the named
+// stages' (so stages built FROM them inherit one layer), --squash-all the whole target image.
+// Stage squash happens when the stage ends, so a later stage sees the folded layer.
+bool Executor::squashes(const PlanStage& stage) const {
+  const bool target = stage.index == m_plan.stages.back().index;
+  return (target &&
+          (m_options.squash == SquashMode::stage || m_options.squash == SquashMode::all)) ||
+         m_options.squash_stages.contains(to_lower(stage.name)) ||
+         m_options.squash_stages.contains(std::to_string(stage.index));
+}
+
+Result<void> Executor::fold_layers(StageState& st, std::size_t first, std::string_view why) {
+  const bool whole = first == 0;
+  const auto& diff_ids = st.builder.config().rootfs.diff_ids;
+  if (st.layers.size() < first + (whole ? 1u : 2u)) {
+    return {}; // nothing to fold: one layer already is its own squash
+  }
+  const int vertex =
+      start_vertex(std::string(why) + ": folding " + std::to_string(st.layers.size() - first) +
+                   " layers" + (st.display.empty() ? std::string() : " of " + st.display));
+  auto outcome = [&]() -> Result<void> {
+    const std::vector<oci::Descriptor> base_layers(st.layers.begin(),
+                                                   st.layers.begin() + static_cast<long>(first));
+    const std::vector<oci::Digest> base_ids(diff_ids.begin(),
+                                            diff_ids.begin() + static_cast<long>(first));
+    MB_TRY_ASSIGN(const std::vector<std::string> base_lowers,
+                  unpacked_lower_dirs(m_store, base_layers, base_ids));
+    const std::vector<oci::Descriptor> folded(st.layers.begin() + static_cast<long>(first),
+                                              st.layers.end());
+    const std::vector<oci::Digest> folded_ids(diff_ids.begin() + static_cast<long>(first),
+                                              diff_ids.end());
+    layer::ExportOptions export_options;
+    export_options.compression = m_options.compression;
+    export_options.level = m_options.compression_level;
+    export_options.source_date_epoch = m_options.source_date_epoch;
+    MB_TRY_ASSIGN(SquashResult squashed,
+                  squash_layers(m_store, base_lowers, folded, folded_ids, export_options));
+    for (const auto& warning : squashed.warnings) {
+      log(vertex, "warning: " + warning);
+    }
+    // History: every entry of the folded steps stays, marked empty_layer; one entry for the
+    // squashed layer follows them (Docker's --squash does the same).
+    auto& config = st.builder.config();
+    std::size_t layer_entries = 0;
+    for (auto& entry : config.history) {
+      if (!entry.empty_layer && layer_entries++ >= first) {
+        entry.empty_layer = true;
+      }
+    }
+    st.layers.resize(first);
+    config.rootfs.diff_ids.resize(first);
+    const std::string what = "squash of " + std::to_string(folded.size()) + " layers";
+    if (squashed.entries == 0) {
+      st.builder.add_history("minibuild " + what + ": no change", true);
+    } else {
+      st.layers.push_back(squashed.layer);
+      config.rootfs.diff_ids.push_back(squashed.diff_id);
+      st.builder.add_history("minibuild " + what, false);
+    }
+    log(vertex, what + ": " + std::to_string(squashed.entries) + " entries, " +
+                    std::to_string(squashed.layer.size) + " bytes");
+    // The squashed stage is a new filesystem state for the cache chain and COPY --from.
+    CacheKey key("squash");
+    key.add("parent", st.cache_key.to_string());
+    key.add("layer", squashed.diff_id.to_string());
+    st.cache_key = key.digest();
+    st.root.reset();
+    return {};
   }();
   end_vertex(vertex, outcome);
   return outcome;
@@ -1220,6 +1618,11 @@ void PlainProgress::log(int id, std::string_view line) {
 
 void PlainProgress::done(int id, std::chrono::nanoseconds elapsed) {
   std::fprintf(m_out, "#%d DONE %.1fs\n", id, std::chrono::duration<double>(elapsed).count());
+  std::fflush(m_out);
+}
+
+void PlainProgress::cached(int id) {
+  std::fprintf(m_out, "#%d CACHED\n", id);
   std::fflush(m_out);
 }
 

@@ -28,7 +28,7 @@ namespace {
 
 constexpr std::array k_command_names = {"build",   "parse",   "pull",    "push",  "run",   "images",
                                         "inspect", "history", "rmi",     "prune", "login", "logout",
-                                        "fsck",    "save",    "version", "help"};
+                                        "fsck",    "save",    "version", "help",  "cache"};
 
 // Global options that take a value as the next word; the short-form rewrite must skip it.
 constexpr std::array k_global_options_with_value = {"--root", "--registry-ca",
@@ -88,7 +88,17 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
       ->allow_extra_args(false);
   command.add_option("--target", options.target, "Build this stage and what it needs");
   command.add_flag("--no-cache", options.no_cache, "Do not use the layer cache");
-  command.add_flag("--squash", options.squash, "Squash the final stage's layers into one");
+  command
+      .add_option("--no-cache-filter", options.no_cache_filter,
+                  "Do not use the cache for this stage (name or index; repeatable)")
+      ->allow_extra_args(false);
+  command.add_flag("--squash", options.squash,
+                   "Fold the target stage's own layers into one (its base layers stay shared)");
+  command.add_flag("--squash-all", options.squash_all, "Make the whole image one layer");
+  command
+      .add_option("--squash-stage", options.squash_stages,
+                  "Fold this stage's own layers into one (name or index; repeatable)")
+      ->allow_extra_args(false);
   command.add_flag("--push", options.push, "Push every -t name to its registry");
   command
       .add_option("-o,--output", options.outputs,
@@ -253,8 +263,10 @@ int run(int argc, char* argv[]) {
   rmi->add_flag("-f,--force", rmi_options.force, "Do not fail when a name does not exist");
 
   PruneCommandOptions prune_options;
-  auto* prune = app.add_subcommand("prune", "Remove what no image name references");
-  prune->add_flag("-a,--all", prune_options.all, "Also remove the layer cache");
+  auto* prune =
+      app.add_subcommand("prune", "Remove what no image name or build cache entry references");
+  prune->add_flag("-a,--all", prune_options.all,
+                  "Also empty the build cache, RUN --mount=type=cache directories included");
 
   FsckOptions fsck_options;
   auto* fsck = app.add_subcommand("fsck", "Verify every blob and unpacked layer in the store");
@@ -267,6 +279,22 @@ int run(int argc, char* argv[]) {
       ->required();
   save->add_option("--format", save_options.format, "oci-archive (default) or docker-archive")
       ->check(CLI::IsMember({"oci-archive", "docker-archive"}));
+
+  // The build cache (docs/cache.md, "Commands").
+  auto* cache = app.add_subcommand("cache", "Manage the build cache");
+  cache->require_subcommand(1);
+  CacheLsOptions cache_ls_options;
+  auto* cache_ls = cache->add_subcommand("ls", "List build cache entries");
+  cache_ls->add_option("--format", cache_ls_options.format, "table (default) or json (JSON lines)")
+      ->check(CLI::IsMember({"table", "json"}));
+  CachePruneCommandOptions cache_prune_options;
+  auto* cache_prune = cache->add_subcommand("prune", "Remove build cache entries, then collect");
+  cache_prune->add_option("--keep-duration", cache_prune_options.keep_duration,
+                          "Remove entries unused for longer than this (e.g. 168h, 7d)");
+  cache_prune->add_option("--keep-storage", cache_prune_options.keep_storage,
+                          "Then remove the least recently used until layers fit (e.g. 10GB)");
+  cache_prune->add_flag("-a,--all", cache_prune_options.all,
+                        "Remove every entry and RUN --mount=type=cache directory");
 
   std::vector<std::string> args = with_implicit_build(argc, argv);
   if (args.size() == 1) {
@@ -288,7 +316,7 @@ int run(int argc, char* argv[]) {
   const bool uses_store = build->parsed() || pull->parsed() || push->parsed() || images->parsed() ||
                           inspect->parsed() || history->parsed() || rmi->parsed() ||
                           prune->parsed() || fsck->parsed() || save->parsed() ||
-                          run_command->parsed();
+                          run_command->parsed() || cache->parsed();
   if (uses_store) {
     if (auto entered = enter_rootless_namespace(global); !entered) {
       std::fputs(format_error(entered.error(), {}).c_str(), stderr);
@@ -319,6 +347,10 @@ int run(int argc, char* argv[]) {
     outcome = run_fsck(context, fsck_options);
   } else if (save->parsed()) {
     outcome = run_save(context, save_options);
+  } else if (cache_ls->parsed()) {
+    outcome = run_cache_ls(context, cache_ls_options);
+  } else if (cache_prune->parsed()) {
+    outcome = run_cache_prune(context, cache_prune_options);
   } else if (pull->parsed()) {
     outcome = run_pull(context, pull_options);
   } else if (push->parsed()) {

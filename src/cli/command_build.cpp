@@ -17,6 +17,8 @@
 #include <minibuild/store/name_store.hpp>
 #include <minibuild/store/store.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -148,8 +150,8 @@ Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::s
 
 Result<void> run_build(Context& context, const BuildOptions& options) {
   // What this version cannot do, and what cannot work, fails before any work.
-  if (options.squash) {
-    return fail(Code::unsupported, "--squash is not implemented yet");
+  if (options.squash && options.squash_all) {
+    return fail(Code::usage, "--squash and --squash-all exclude each other");
   }
   MB_TRY_ASSIGN(auto outputs, build::parse_output_specs(options.outputs));
   if (!std::filesystem::is_directory(options.context)) {
@@ -187,6 +189,19 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                 source_date_epoch(options, plan_options.build_args));
   MB_TRY_ASSIGN(executor_options.labels, parse_labels(options.labels));
   executor_options.no_cache = options.no_cache;
+  executor_options.squash = options.squash_all ? build::SquashMode::all
+                            : options.squash   ? build::SquashMode::stage
+                                               : build::SquashMode::none;
+  for (std::string stage : options.squash_stages) {
+    std::transform(stage.begin(), stage.end(), stage.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    executor_options.squash_stages.insert(std::move(stage));
+  }
+  for (std::string stage : options.no_cache_filter) {
+    std::transform(stage.begin(), stage.end(), stage.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    executor_options.no_cache_filter.insert(std::move(stage));
+  }
   MB_TRY_ASSIGN(SandboxSettings sandbox, sandbox_settings(options.sandbox));
   executor_options.network = sandbox.network;
   executor_options.seccomp_profile = std::move(sandbox.seccomp_profile);

@@ -21,6 +21,17 @@ void print(const std::string& text) {
 
 std::string render_prune(const store::PruneReport& report) {
   std::string out;
+  for (const auto& entry : report.removed_cache_entries) {
+    out += "deleted cache entry " + entry.key.to_string() + " (" + entry.kind +
+           (entry.layer ? ", " + human_size(entry.size) : "") + ")\n";
+  }
+  if (report.broken_cache_entries_removed > 0) {
+    out += "removed " + std::to_string(report.broken_cache_entries_removed) +
+           " unreadable cache entries\n";
+  }
+  if (report.cache_mounts_removed > 0) {
+    out += "removed " + std::to_string(report.cache_mounts_removed) + " cache mounts\n";
+  }
   for (const auto& blob : report.removed_blobs) {
     out += "deleted blob " + blob.digest.to_string() + " (" + human_size(blob.size) + ")\n";
   }
@@ -44,7 +55,8 @@ std::string render_fsck(const store::FsckReport& report) {
   }
   out += "checked " + std::to_string(report.blobs_checked) + " blobs, " +
          std::to_string(report.layers_checked) + " unpacked layers, " +
-         std::to_string(report.names_checked) + " names: ";
+         std::to_string(report.names_checked) + " names, " +
+         std::to_string(report.cache_entries_checked) + " cache entries: ";
   if (report.problems.empty()) {
     out += "no problems";
   } else {
@@ -88,10 +100,13 @@ Result<void> run_rmi(Context& context, const RmiOptions& options) {
 
 Result<void> run_prune(Context& context, const PruneCommandOptions& options) {
   MB_TRY_ASSIGN(auto store, open_store(context));
-  // Without --all, build-cache entries would be passed as extra roots; minibuild has no build
-  // cache index yet, so both forms keep exactly what names reach.
+  // Cache entries are roots (gc.hpp), so plain prune keeps the build cache usable; --all
+  // empties the cache, cache mounts included, before collecting.
   store::PruneOptions prune_options;
-  (void)options.all;
+  if (options.all) {
+    prune_options.cache = store::CachePrunePolicy{true, std::nullopt, std::nullopt};
+    prune_options.cache_mounts = store::CacheMounts::remove;
+  }
   MB_TRY_ASSIGN(auto report, store::prune(*store, prune_options));
   for (const auto& warning : report.warnings) {
     std::fprintf(stderr, "minibuild: warning: %s\n", warning.c_str());
@@ -116,11 +131,14 @@ Result<void> run_fsck(Context& context, const FsckOptions& options) {
       ++open;
       repairable = repairable || problem.kind == Kind::corrupt_blob ||
                    problem.kind == Kind::stray_blob_entry || problem.kind == Kind::corrupt_layer ||
-                   problem.kind == Kind::stray_layer_entry;
+                   problem.kind == Kind::stray_layer_entry ||
+                   problem.kind == Kind::broken_cache_entry ||
+                   problem.kind == Kind::dangling_cache_entry;
     }
     // --repair only removes entries; a name left without its content needs the user.
     std::string hint = repairable && !options.repair
-                           ? " (`minibuild fsck --repair` removes corrupt and stray entries)"
+                           ? " (`minibuild fsck --repair` removes corrupt, stray and dangling "
+                             "entries)"
                            : " (rebuild the images concerned, or remove them with `minibuild rmi`)";
     return fail(Code::corrupt, "the store \"" + store->root() + "\" has " + std::to_string(open) +
                                    " unrepaired problems" + hint);

@@ -42,7 +42,7 @@ struct RmiOptions {
 };
 
 struct PruneCommandOptions {
-  bool all = false; ///< -a: no extra roots (the build cache goes too)
+  bool all = false; ///< -a: also every build cache entry and cache mount
 };
 
 struct FsckOptions {
@@ -64,7 +64,8 @@ Result<void> run_history(Context& context, const HistoryOptions& options);
 /// Removes names ("Untagged: NAME"); blobs stay until prune. Missing names fail the command
 /// (Code::not_found, after the others are removed) unless `force`.
 Result<void> run_rmi(Context& context, const RmiOptions& options);
-/// Removes what no name reaches and prints what it reclaimed.
+/// Removes what no name or build cache entry reaches (with -a: empties the cache first) and
+/// prints what it reclaimed.
 Result<void> run_prune(Context& context, const PruneCommandOptions& options);
 /// Verifies the store and prints the problems; fails with Code::corrupt (exit 4) while any
 /// problem remains unrepaired.
@@ -81,7 +82,8 @@ std::string render_images(const std::vector<store::ImageSummary>& rows,
 /// `minibuild history` output. `image_id` is the config digest, shown on the newest row.
 std::string render_history(const oci::ImageConfig& config, const oci::ImageManifest& manifest,
                            const oci::Digest& image_id, bool no_trunc, std::int64_t now);
-/// `minibuild prune` output: one line per removed blob and layer, then the total.
+/// `minibuild prune` (and `cache prune`) output: one line per removed cache entry, blob and
+/// layer, then the total.
 std::string render_prune(const store::PruneReport& report);
 /// `minibuild fsck` output: one line per problem, then a summary line.
 std::string render_fsck(const store::FsckReport& report);

@@ -46,5 +46,9 @@ Result<void> run_login(Context& context, const LoginOptions& options);
 Result<void> run_logout(Context& context, const LogoutOptions& options);
 /// `minibuild run`: the command's exit code (128 + N after signal N) is the result.
 Result<int> run_run(Context& context, const RunCommandOptions& options);
+/// `minibuild cache ls`: the build cache's entries, most recently used first.
+Result<void> run_cache_ls(Context& context, const CacheLsOptions& options);
+/// `minibuild cache prune`: prunes cache entries, then collects the store (store::prune).
+Result<void> run_cache_prune(Context& context, const CachePruneCommandOptions& options);
 
 } // namespace minibuild::cli

@@ -36,7 +36,10 @@ struct BuildOptions {
   std::vector<std::string> build_args; ///< --build-arg KEY[=VALUE], repeatable
   std::string target;                  ///< --target STAGE
   bool no_cache = false;
+  std::vector<std::string> no_cache_filter; ///< --no-cache-filter STAGE, repeatable
   bool squash = false;
+  bool squash_all = false;                ///< --squash-all
+  std::vector<std::string> squash_stages; ///< --squash-stage NAME, repeatable
   bool push = false;
   std::vector<std::string> outputs; ///< --output type=...,dest=...
   std::string platform;             ///< --platform os/arch[/variant]
@@ -107,6 +110,18 @@ struct RunCommandOptions {
   std::string platform;
   std::string pull = "missing"; ///< missing|always|never
   SandboxCliOptions sandbox;
+};
+
+/// `minibuild cache ls` (docs/cache.md, "Commands").
+struct CacheLsOptions {
+  std::string format = "table"; ///< table | json (JSON lines)
+};
+
+/// `minibuild cache prune`: at least one of the three must be given.
+struct CachePruneCommandOptions {
+  std::string keep_duration; ///< --keep-duration: "168h", "30m", "7d"; empty = no age bound
+  std::string keep_storage;  ///< --keep-storage: "10GB", "500MB", "1.5GiB"; empty = no bound
+  bool all = false;          ///< -a: every entry and the cache mounts
 };
 
 } // namespace minibuild::cli

@@ -174,7 +174,8 @@ TEST_CASE("prune and fsck reports", "[cli][store-commands]") {
   fsck.blobs_checked = 4;
   fsck.layers_checked = 1;
   fsck.names_checked = 2;
-  CHECK(render_fsck(fsck) == "checked 4 blobs, 1 unpacked layers, 2 names: no problems\n");
+  CHECK(render_fsck(fsck) ==
+        "checked 4 blobs, 1 unpacked layers, 2 names, 0 cache entries: no problems\n");
   fsck.problems.push_back(
       {store::FsckProblem::Kind::corrupt_blob, "sha256:ab", "digest mismatch", false});
   fsck.problems.push_back(
@@ -183,5 +184,6 @@ TEST_CASE("prune and fsck reports", "[cli][store-commands]") {
   REQUIRE(report.size() == 3);
   CHECK(report[0] == "corrupt-blob sha256:ab: digest mismatch");
   CHECK(report[1] == "stray-blob-entry blobs/sha256/x: not a digest (repaired)");
-  CHECK(report[2] == "checked 4 blobs, 1 unpacked layers, 2 names: 2 problems, 1 repaired");
+  CHECK(report[2] ==
+        "checked 4 blobs, 1 unpacked layers, 2 names, 0 cache entries: 2 problems, 1 repaired");
 }

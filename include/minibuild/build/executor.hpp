@@ -47,6 +47,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,8 @@ public:
   virtual void log(int id, std::string_view line) = 0;
   virtual void done(int id, std::chrono::nanoseconds elapsed) = 0;
   virtual void failed(int id, const Error& error) = 0;
+  /// Vertex `id` was answered by the build cache: nothing ran. Ends the vertex like done().
+  virtual void cached(int id) { done(id, {}); }
 };
 
 /// BuildKit's plain progress format ("--progress plain"), written to `out`:
@@ -82,10 +85,18 @@ public:
   void log(int id, std::string_view line) override;
   void done(int id, std::chrono::nanoseconds elapsed) override;
   void failed(int id, const Error& error) override;
+  void cached(int id) override;
 
 private:
   std::FILE* m_out;
   bool m_first = true;
+};
+
+/// What --squash asks for (docs/squash.md).
+enum class SquashMode {
+  none,
+  stage, ///< --squash: the target stage's own layers become one, its base layers stay
+  all,   ///< --squash-all: the whole target image is one layer
 };
 
 /// How RUN steps get their root filesystem (docs/run.md, "Storage drivers").
@@ -106,7 +117,10 @@ struct ExecutorOptions {
   std::optional<int> compression_level; ///< layer::ExportOptions::level
   /// `--label` values, applied to the target image after everything else (BuildKit does so).
   std::map<std::string, std::string> labels;
-  bool no_cache = false;            ///< accepted; there is no cache yet
+  /// --no-cache: run every step (results are still recorded in the cache).
+  bool no_cache = false;
+  /// --no-cache-filter: stages (lower-case names, or indexes) whose steps always run.
+  std::set<std::string> no_cache_filter;
   ProgressSink* progress = nullptr; ///< may be null
   /// Brings an image into the store (the registry pull): called with the reference as written
   /// in FROM or `COPY --from` and the stage's platform. Null: images must already be stored.
@@ -124,6 +138,10 @@ struct ExecutorOptions {
   /// --security-opt seccomp=unconfined: no filter at all.
   bool seccomp_unconfined = false;
   StorageDriver storage_driver = StorageDriver::auto_;
+  SquashMode squash = SquashMode::none;
+  /// --squash-stage: stages (lower-case names, or indexes) whose own layers are folded into
+  /// one when the stage ends, whether or not it is the target.
+  std::set<std::string> squash_stages;
   /// Capabilities of a step running as root (Docker's default set).
   runtime::CapabilitySet capabilities = runtime::default_capabilities();
   /// `--secret id=ID,src=FILE|env=VAR`: the secrets `RUN --mount=type=secret` can use, by id.
