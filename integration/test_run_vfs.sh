@@ -38,7 +38,7 @@ for way in root sub single; do
   fi
   home=$(way_home "$way")
   for driver in overlay vfs; do
-    mb "$way" build -t "vfs/$driver:1" --storage-driver "$driver" --output "type=oci,dest=$home/$driver" "$ctx"
+    mb "$way" build --no-cache -t "vfs/$driver:1" --storage-driver "$driver" --output "type=oci,dest=$home/$driver" "$ctx"
     expect_rc 0 "$way: build with --storage-driver $driver"
     oci_unpack "$home/$driver" 1 "$work_dir/tree-$way-$driver" || failed "$way: umoci cannot unpack the $driver image: $(cat "$work_dir/umoci.log")"
   done
@@ -51,13 +51,13 @@ for way in root sub single; do
   expect_tree_stat "$work_dir/tree-$way-vfs" data/sub/b %a 600 "$way: vfs: a changed mode"
 
   # A kernel that refuses overlay: the build says so once and goes on with copies.
-  MINIBUILD_NO_OVERLAY=1 mb "$way" build -t vfs/auto:1 --progress plain --output "type=oci,dest=$home/auto" "$ctx"
+  MINIBUILD_NO_OVERLAY=1 mb "$way" build --no-cache -t vfs/auto:1 --progress plain --output "type=oci,dest=$home/auto" "$ctx"
   expect_rc 0 "$way: build when overlay is refused"
   expect_contains "$err" "using the vfs driver for this build" "$way: the fallback is announced"
   expect_equal "$(grep -c 'using the vfs driver' <<<"$err")" 1 "$way: ... once"
   oci_unpack "$home/auto" 1 "$work_dir/tree-$way-auto" || failed "$way: umoci cannot unpack the fallback image"
   expect_equal "$(tree_of "$work_dir/tree-$way-auto")" "$overlay_tree" "$way: the fallback gives the same tree"
-  MINIBUILD_NO_OVERLAY=1 mb "$way" build --storage-driver overlay "$ctx"
+  MINIBUILD_NO_OVERLAY=1 mb "$way" build --no-cache --storage-driver overlay "$ctx"
   expect_rc 6 "$way: --storage-driver overlay does not fall back"
   expect_contains "$err" "mount the overlay root filesystem" "$way: the error names the step"
 

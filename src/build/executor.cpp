@@ -549,6 +549,14 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
   } else {
     CacheKey from("from");
     from.add("platform", oci::to_string(stage.platform));
+    // What shapes every layer of the build without being an instruction: mtimes clamped to
+    // the epoch, and the blob's compression.
+    from.add("source-date-epoch",
+             m_options.source_date_epoch ? std::to_string(*m_options.source_date_epoch) : "");
+    from.add("compression",
+             std::string(oci::compression_name(m_options.compression)) + " " +
+                 (m_options.compression_level ? std::to_string(*m_options.compression_level)
+                                              : std::string("default")));
     from.add("base", image ? image->manifest_digest.to_string() : std::string("scratch"));
     st.cache_key = from.digest();
   }
