@@ -110,6 +110,19 @@ mbx inspect slim/named:1
 expect_contains "$out" '"8080/tcp"' "(2) EXPOSE is in the config"
 expect_contains "$out" '"User": "app"' "(2) USER is in the config"
 
+# ---- a COPY --from source that is not there says where it looked and what is there ----
+cat >"$ctx/Dockerfile.missing" <<EOF
+FROM $REG_ADDR/test/busybox:1 AS build
+WORKDIR /go
+RUN echo hi >hello
+FROM scratch
+COPY --from=build hello .
+EOF
+mbx build -f "$ctx/Dockerfile.missing" "$ctx"
+expect_rc 1 "COPY --from of a missing path fails the build"
+expect_contains "$err" "COPY --from=build hello .: /hello not found in stage build; its WORKDIR is /go and /go/hello exists" \
+  "the error names the path, the stage, its WORKDIR and what exists there"
+
 # ---- (3) the layered anti-pattern ----
 cat >"$ctx/Dockerfile.3" <<EOF
 FROM $REG_ADDR/test/debian:12

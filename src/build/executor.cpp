@@ -289,6 +289,8 @@ private:
   std::optional<oci::Digest> run_cache_key(const StageState& st, const Command& command);
   Result<std::optional<oci::Digest>> copy_cache_key(const StageState& st, const Command& command,
                                                     const Instruction& expanded);
+  Error missing_from_source(const Instruction& expanded, const BuildContext& source,
+                            const Error& original) const;
   std::string step_name(StageState& st, std::string_view text, bool onbuild);
   std::string expanded_text(const StageState& st, const Instruction& instruction) const;
   int start_vertex(std::string name);
@@ -1376,6 +1378,68 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
   return outcome;
 }
 
+// A COPY --from source that is not there: say where the path was looked for and what is there
+// instead (issue #6): "COPY --from=0 hello .: /hello not found in stage 0; its WORKDIR is /go
+// and /go/hello exists".
+Error Executor::missing_from_source(const Instruction& expanded, const BuildContext& source,
+                                    const Error& original) const {
+  const auto& copy = expanded.as<dockerfile::CopyInstruction>();
+  const std::string& from = copy.from;
+  std::string stage_name;
+  std::string workdir = "/";
+  for (const auto& [index, state] : m_stages) {
+    if (std::to_string(index) == from || state.stage->name == to_lower(from)) {
+      stage_name = "stage " + from;
+      workdir = state.builder.config().config.working_dir;
+    }
+  }
+  if (stage_name.empty()) {
+    stage_name = "image " + from;
+  }
+  auto root = InRoot::open(source.path(), Resolution::auto_detect);
+  std::string message;
+  for (const auto& raw : copy.sources) {
+    const std::string path = raw.empty() || raw.front() != '/' ? "/" + raw : raw;
+    if (root && root->locate(path.substr(1), FollowFinal::yes)) {
+      continue;
+    }
+    message += (message.empty() ? "" : "; ") + path + " not found in " + stage_name;
+    if (workdir != "/") {
+      const std::string in_workdir = workdir + path;
+      const bool there = root && root->locate(in_workdir.substr(1), FollowFinal::yes);
+      message +=
+          "; its WORKDIR is " + workdir +
+          (there ? " and " + in_workdir + " exists (paths of COPY --from are absolute)" : "");
+    }
+    // What the directory that should hold it has, so a typo shows.
+    const std::size_t slash = path.rfind('/');
+    const std::string parent = path.substr(0, slash == 0 ? 1 : slash);
+    std::error_code error;
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(source.path() + parent, error)) {
+      names.push_back(entry.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    if (!names.empty()) {
+      message += "; " + parent + " holds: ";
+      for (std::size_t i = 0; i < names.size() && i < 12; ++i) {
+        message += (i == 0 ? "" : " ") + names[i];
+      }
+      if (names.size() > 12) {
+        message += " … (" + std::to_string(names.size()) + " entries)";
+      }
+    }
+  }
+  if (message.empty()) {
+    return original;
+  }
+  std::string step = "COPY --from=" + from;
+  for (const auto& raw : copy.sources) {
+    step += " " + raw;
+  }
+  return Error(original.code(), step + " " + copy.dest + ": " + message);
+}
+
 // COPY/ADD's cache key (docs/cache.md): from the build context, what the step selects there
 // (copy_sources.hpp: paths, modes, content digests through the stat cache, the step's own
 // flags); from a stage, that stage's key; from an image, its reference; always the step's
@@ -1444,8 +1508,12 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
     MB_TRY(ensure_rootfs(st));
     const BaseImage base = base_image_of(st.root);
     MB_TRY_ASSIGN(std::string staging_rel, m_scratch->new_dir("copy"));
-    MB_TRY_ASSIGN(StagedCopy staged,
-                  stage_copy(*source, step, base, m_scratch->absolute(staging_rel)));
+    auto copied = stage_copy(*source, step, base, m_scratch->absolute(staging_rel));
+    if (!copied && from_context &&
+        copied.error().message().find("not found in the build context") != std::string::npos) {
+      return fail(missing_from_source(expanded, *from_context, copied.error()));
+    }
+    MB_TRY_ASSIGN(StagedCopy staged, std::move(copied));
     for (const auto& warning : staged.warnings) {
       log(vertex, "warning: " + warning);
     }
