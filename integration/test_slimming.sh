@@ -61,6 +61,9 @@ MB_TIMEOUT=600 mbx build --progress plain -f "$ctx/Dockerfile.1" -t slim/hello:1
 first_ms=$((($(date +%s%N) - started) / 1000000))
 expect_rc 0 "(1) multi-stage: gcc stage, COPY --from=0 into scratch ($first_ms ms)"
 first_digest=$(grep -oE 'exporting manifest sha256:[0-9a-f]+' <<<"$err" | cut -d' ' -f3)
+expect_contains "$err" "manifest $first_digest" "the build ends with a summary naming the digest"
+expect_contains "$err" "COPY --from=0 /hello /hello" "... each layer's instruction"
+expect_contains "$err" " in 1 layers (compressed)" "... and the total"
 mbx run --rm slim/hello:1
 expect_equal "$out" "hello, slim world" "(1) minibuild run of the scratch image"
 read -r -a sizes <<<"$(layer_sizes slim/hello:1)"

@@ -1,5 +1,6 @@
 // `minibuild build`: Dockerfile → plan → executor (build/executor.hpp) → image in the store,
 // then the optional --output exports and --iidfile.
+#include "build_summary.hpp"
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
@@ -212,7 +213,8 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                                                     : build::StorageDriver::auto_;
   MB_TRY_ASSIGN(executor_options.secrets, parse_secrets(options.secrets));
   const bool quiet = options.quiet || options.progress == "quiet";
-  build::PlainProgress progress(stderr);
+  build::PlainProgress plain_progress(stderr);
+  RecordingProgress progress(plain_progress);
   if (!quiet) {
     executor_options.progress = &progress;
   }
@@ -276,6 +278,9 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   }
   if (quiet && !stdout_taken) {
     std::printf("%s\n", image_id.c_str());
+  }
+  if (!quiet) {
+    print_build_summary(stderr, result, progress.steps());
   }
   return {};
 }
