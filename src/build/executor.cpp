@@ -286,6 +286,8 @@ private:
   /// stage's key on.
   Result<void> record_cached(StageState& st, const std::optional<oci::Digest>& key,
                              std::string_view kind, std::size_t layers_before);
+  Result<std::optional<store::CacheEntry>> local_or_imported(const oci::Digest& key, int vertex);
+  void remember_used(const StageState& st, const store::CacheEntry& entry);
   std::optional<oci::Digest> run_cache_key(const StageState& st, const Command& command);
   Result<std::optional<oci::Digest>> copy_cache_key(const StageState& st, const Command& command,
                                                     const Instruction& expanded);
@@ -316,6 +318,8 @@ private:
   /// Base images' `created`, the clock's value before any step (stable across rebuilds).
   std::optional<std::string> m_base_created;
   std::set<int> m_cached_vertices; ///< vertices answered by the cache (already reported)
+  std::map<std::string, store::CacheEntry> m_imported; ///< --cache-from entries by key
+  std::vector<BuildResult::UsedEntry> m_used_entries;  ///< for --cache-to
   /// Content digests of context files by stat, loaded at the first COPY, saved at the end.
   std::optional<store::StatCache> m_stat_cache;
   std::int64_t m_build_start_ns = wall_clock_ns();
@@ -352,7 +356,7 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
   if (!st.use_cache) {
     return false;
   }
-  auto found = m_store.cache().get(key);
+  auto found = local_or_imported(key, vertex);
   if (!found) {
     if (found.error().code() != Code::corrupt) {
       return fail(std::move(found).error());
@@ -387,12 +391,49 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
     st.builder.add_history(entry->created_by, true);
   }
   (void)m_store.cache().touch(key, now().seconds); // last use only feeds pruning
+  remember_used(st, *entry);
   st.cache_key = key;
   m_cached_vertices.insert(vertex);
   if (m_options.progress != nullptr) {
     m_options.progress->cached(vertex);
   }
   return true;
+}
+
+// The local cache first; on a miss, an entry imported with --cache-from, whose layer blob is
+// fetched now (and the entry then kept locally, so the next build needs no import).
+Result<std::optional<store::CacheEntry>> Executor::local_or_imported(const oci::Digest& key,
+                                                                     int vertex) {
+  auto local = m_store.cache().get(key);
+  if (!local || *local || m_imported.empty()) {
+    return local;
+  }
+  const auto imported = m_imported.find(key.to_string());
+  if (imported == m_imported.end()) {
+    return local;
+  }
+  store::CacheEntry entry = imported->second;
+  if (entry.layer) {
+    MB_TRY_ASSIGN(auto stat, m_store.blobs().stat(entry.layer->digest));
+    if (!stat) {
+      if (!m_options.fetch_blob) {
+        return std::optional<store::CacheEntry>();
+      }
+      log(vertex, "importing cached layer " + entry.layer->digest.to_string());
+      MB_TRY_CONTEXT(m_options.fetch_blob(*entry.layer),
+                     "import the cached layer " + entry.layer->digest.to_string());
+    }
+  }
+  entry.last_used = now().seconds;
+  MB_TRY(m_store.cache().put(entry));
+  return std::optional<store::CacheEntry>(std::move(entry));
+}
+
+void Executor::remember_used(const StageState& st, const store::CacheEntry& entry) {
+  BuildResult::UsedEntry used;
+  used.entry = entry;
+  used.target_stage = st.stage->index == m_plan.stages.back().index;
+  m_used_entries.push_back(std::move(used));
 }
 
 Result<void> Executor::record_cached(StageState& st, const std::optional<oci::Digest>& key,
@@ -423,6 +464,7 @@ Result<void> Executor::record_cached(StageState& st, const std::optional<oci::Di
   entry.created = config.history.back().created;
   entry.created_by = config.history.back().created_by;
   entry.last_used = now().seconds;
+  remember_used(st, entry);
   return m_store.cache().put(entry);
 }
 
@@ -488,6 +530,9 @@ std::string Executor::expanded_text(const StageState& st, const Instruction& ins
 }
 
 Result<BuildResult> Executor::run() {
+  for (const auto& entry : m_options.imported_cache) {
+    m_imported.emplace(entry.key.to_string(), entry);
+  }
   if (m_plan.stages.empty()) {
     return fail(Code::dockerfile, "the Dockerfile has no stage to build");
   }
@@ -1667,6 +1712,7 @@ Result<BuildResult> Executor::finish(StageState& target) {
     result.config_digest = config_info.digest;
     result.manifest = std::move(manifest);
     result.config = std::move(config);
+    result.cache_entries = m_used_entries;
     return {};
   }();
   end_vertex(vertex, outcome);

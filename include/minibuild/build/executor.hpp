@@ -40,6 +40,7 @@
 #include <minibuild/oci/media_types.hpp>
 #include <minibuild/runtime/sandbox.hpp>
 #include <minibuild/runtime/security.hpp>
+#include <minibuild/store/build_cache.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -148,6 +149,14 @@ struct ExecutorOptions {
   /// They reach the step as a read-only file (or an environment variable with env=) and never
   /// a layer, the history or the config.
   std::map<std::string, std::string> secrets;
+
+  // ---- a shared cache (--cache-from; docs/cache.md, "Sharing the cache") ----
+  /// Entries imported from elsewhere (a registry or a directory), looked up after the local
+  /// cache misses. Their layer blobs are fetched only when an entry is used.
+  std::vector<store::CacheEntry> imported_cache;
+  /// Brings a layer blob of an imported entry into the store (verified). Null: imported
+  /// entries whose blob is not already stored are misses.
+  std::function<Result<void>(const oci::Descriptor& blob)> fetch_blob;
 };
 
 /// What a build produced. The image id (as docker shows it) is the config digest.
@@ -157,6 +166,13 @@ struct BuildResult {
   oci::ImageManifest manifest;
   oci::ImageConfig config;
   std::vector<std::string> tags; ///< the names recorded
+  /// The cache entries this build used or made, for --cache-to: those of the target stage
+  /// (mode=min) and, flagged, those of the other stages (mode=max adds them).
+  struct UsedEntry {
+    store::CacheEntry entry;
+    bool target_stage = false;
+  };
+  std::vector<UsedEntry> cache_entries;
 };
 
 /// Runs `plan` (every planned stage, in order; the last one is the target) and stores the
