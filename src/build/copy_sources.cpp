@@ -199,7 +199,9 @@ Result<CacheKey> copy_sources_key(const BuildContext& source, const CopyStep& st
     key.add("path", entry.path);
     key.add("type", type_name(entry.type));
     key.add("mode", static_cast<std::int64_t>(entry.mode));
-    key.add("mtime", entry.mtime_ns);
+    // mtimes stay out, as in BuildKit: a fresh checkout on another runner gives every file a
+    // new mtime, and a key with mtimes would never match there. A hit reuses the layer with
+    // the mtimes of the build that made it (docs/cache.md, "COPY and ADD sources").
     switch (entry.type) {
     case EntryType::regular:
       key.add("size", static_cast<std::int64_t>(entry.size));

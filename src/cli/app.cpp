@@ -127,6 +127,16 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
       .add_option("--secret", options.secrets,
                   "Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
       ->allow_extra_args(false);
+  command
+      .add_option("--cache-to", options.cache_to,
+                  "Export the build cache: type=registry,ref=REF or type=local,dest=DIR "
+                  "[,mode=min|max] (repeatable)")
+      ->allow_extra_args(false);
+  command
+      .add_option("--cache-from", options.cache_from,
+                  "Import a build cache: type=registry,ref=REF or type=local,src=DIR "
+                  "(repeatable)")
+      ->allow_extra_args(false);
   command.add_option("context", options.context, "Build context directory (default: .)");
 }
 

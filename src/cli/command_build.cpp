@@ -1,6 +1,7 @@
 // `minibuild build`: Dockerfile → plan → executor (build/executor.hpp) → image in the store,
 // then the optional --output exports and --iidfile.
 #include "build_summary.hpp"
+#include "cache_transfer.hpp"
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
@@ -155,6 +156,15 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
     return fail(Code::usage, "--squash and --squash-all exclude each other");
   }
   MB_TRY_ASSIGN(auto outputs, build::parse_output_specs(options.outputs));
+  std::vector<CacheSpec> cache_to, cache_from;
+  for (const auto& value : options.cache_to) {
+    MB_TRY_ASSIGN(CacheSpec spec, parse_cache_spec(value, CacheDirection::to));
+    cache_to.push_back(std::move(spec));
+  }
+  for (const auto& value : options.cache_from) {
+    MB_TRY_ASSIGN(CacheSpec spec, parse_cache_spec(value, CacheDirection::from));
+    cache_from.push_back(std::move(spec));
+  }
   if (!std::filesystem::is_directory(options.context)) {
     return fail(Code::not_found, "build context \"" + options.context + "\" is not a directory");
   }
@@ -249,8 +259,19 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
       return {};
     };
   }
+  // The imported entries are only looked up after a local miss; their layers are fetched
+  // when used (cache_transfer.hpp).
+  if (!cache_from.empty()) {
+    MB_TRY_ASSIGN(ImportedCache imported,
+                  import_caches(cache_from, *store, registry_access, stderr));
+    executor_options.imported_cache = std::move(imported.entries);
+    executor_options.fetch_blob = std::move(imported.fetch_blob);
+  }
   MB_TRY_ASSIGN(build::BuildResult result,
                 build::execute(plan, build_context, *store, executor_options));
+  for (const auto& spec : cache_to) {
+    MB_TRY(export_cache(spec, result.cache_entries, *store, registry_access, stderr));
+  }
 
   const std::string image_id = result.config_digest.to_string();
   bool stdout_taken = false;

@@ -53,7 +53,9 @@ struct BuildOptions {
   std::vector<std::string> labels; ///< --label KEY=VALUE
   bool quiet = false;
   SandboxCliOptions sandbox;
-  std::vector<std::string> secrets; ///< --secret id=ID[,src=FILE|,env=VAR]
+  std::vector<std::string> secrets;    ///< --secret id=ID[,src=FILE|,env=VAR]
+  std::vector<std::string> cache_to;   ///< --cache-to type=registry|local,..., repeatable
+  std::vector<std::string> cache_from; ///< --cache-from type=registry|local,..., repeatable
 };
 
 struct ParseOptions {
