@@ -287,6 +287,8 @@ private:
   Result<void> record_cached(StageState& st, const std::optional<oci::Digest>& key,
                              std::string_view kind, std::size_t layers_before);
   Result<std::optional<store::CacheEntry>> local_or_imported(const oci::Digest& key, int vertex);
+  Result<void> cached_step(StageState& st, const std::optional<oci::Digest>& key, int vertex,
+                           std::string_view kind, const std::function<Result<void>()>& body);
   void remember_used(const StageState& st, const store::CacheEntry& entry);
   std::optional<oci::Digest> run_cache_key(const StageState& st, const Command& command);
   Result<std::optional<oci::Digest>> copy_cache_key(const StageState& st, const Command& command,
@@ -398,6 +400,23 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
     m_options.progress->cached(vertex);
   }
   return true;
+}
+
+// A step that changes the filesystem: answered by the cache when `key` hits, else run by `body`
+// on the build's clock and recorded under `key` (nullopt: not cacheable, see record_cached).
+Result<void> Executor::cached_step(StageState& st, const std::optional<oci::Digest>& key,
+                                   int vertex, std::string_view kind,
+                                   const std::function<Result<void>()>& body) {
+  if (key) {
+    MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
+    if (hit) {
+      return {};
+    }
+  }
+  const std::size_t layers_before = st.layers.size();
+  step_runs(st);
+  MB_TRY(body());
+  return record_cached(st, key, kind, layers_before);
 }
 
 // The local cache first; on a miss, an entry imported with --cache-from, whose layer blob is
@@ -784,17 +803,8 @@ Result<void> Executor::run_step(StageState& st, const Command& command) {
     if (m_options.storage_driver == StorageDriver::vfs) {
       m_vfs = true;
     }
-    const std::optional<oci::Digest> key = run_cache_key(st, command);
-    if (key) {
-      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
-      if (hit) {
-        return {};
-      }
-    }
-    const std::size_t layers_before = st.layers.size();
-    step_runs(st);
-    MB_TRY(run_step_once(st, command, vertex));
-    return record_cached(st, key, "run", layers_before);
+    return cached_step(st, run_cache_key(st, command), vertex, "run",
+                       [&] { return run_step_once(st, command, vertex); });
   }();
   end_vertex(vertex, outcome);
   return outcome;
@@ -1408,16 +1418,7 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
     workdir_key.add("path", workdir);
     workdir_key.add("user", st.builder.config().config.user);
     const std::optional<oci::Digest> key = workdir_key.digest();
-    if (key) {
-      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
-      if (hit) {
-        return {};
-      }
-    }
-    const std::size_t layers_before = st.layers.size();
-    step_runs(st);
-    MB_TRY(body());
-    return record_cached(st, key, "workdir", layers_before);
+    return cached_step(st, key, vertex, "workdir", body);
   }();
   end_vertex(vertex, outcome);
   return outcome;
@@ -1589,16 +1590,7 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
   };
   auto outcome = [&]() -> Result<void> {
     MB_TRY_ASSIGN(const std::optional<oci::Digest> key, copy_cache_key(st, command, expanded));
-    if (key) {
-      MB_TRY_ASSIGN(const bool hit, use_cached(st, *key, vertex));
-      if (hit) {
-        return {};
-      }
-    }
-    const std::size_t layers_before = st.layers.size();
-    step_runs(st);
-    MB_TRY(body());
-    return record_cached(st, key, "copy", layers_before);
+    return cached_step(st, key, vertex, "copy", body);
   }();
   end_vertex(vertex, outcome);
   return outcome;
