@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "diagnostics.hpp"
 #include "plan_options.hpp"
+#include "progress_tty.hpp"
 #include "registry_access.hpp"
 #include "sandbox_options.hpp"
 #include "store_access.hpp"
@@ -223,8 +224,18 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                                                     : build::StorageDriver::auto_;
   MB_TRY_ASSIGN(executor_options.secrets, parse_secrets(options.secrets));
   const bool quiet = options.quiet || options.progress == "quiet";
+  // auto: the live view on a terminal, BuildKit's plain lines elsewhere (CI logs, pipes).
+  const bool tty_view =
+      !quiet && (options.progress == "tty" ||
+                 (options.progress == "auto" &&
+                  tty_progress_wanted(context.stderr_is_tty(), std::getenv("TERM"))));
   build::PlainProgress plain_progress(stderr);
-  RecordingProgress progress(plain_progress);
+  std::optional<TtyProgress> tty_progress;
+  if (tty_view) {
+    tty_progress.emplace(stderr, TtyProgress::Options{{}, 0, 0, std::nullopt, Ticker::yes});
+  }
+  RecordingProgress progress(tty_progress ? static_cast<build::ProgressSink&>(*tty_progress)
+                                          : plain_progress);
   if (!quiet) {
     executor_options.progress = &progress;
   }
@@ -299,6 +310,9 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   }
   if (quiet && !stdout_taken) {
     std::printf("%s\n", image_id.c_str());
+  }
+  if (tty_progress) {
+    tty_progress->finish(); // the block ends before the summary starts
   }
   if (!quiet) {
     print_build_summary(stderr, result, progress.steps());
