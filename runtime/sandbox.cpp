@@ -827,6 +827,43 @@ std::string default_hosts_file(std::string_view hostname) {
   return text;
 }
 
+Result<void> mount_overlay_view(const std::vector<std::string>& lowers, const std::string& target) {
+  if (lowers.empty()) {
+    return fail(Code::internal, "mount an overlay view: no lower dir");
+  }
+  UniqueFd fs(static_cast<int>(::syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC)));
+  if (!fs) {
+    return fail(
+        Error::from_errno(errno, "mount an overlay view: fsopen overlay").with_code(Code::sandbox));
+  }
+  const auto config = [&](unsigned cmd, const char* key, const char* value) -> Result<void> {
+    if (::syscall(SYS_fsconfig, fs.get(), cmd, key, value, 0) != 0) {
+      return fail(Error::from_errno(errno, "mount an overlay view: fsconfig " +
+                                               std::string(key ? key : "create") + " " +
+                                               std::string(value ? value : ""))
+                      .with_code(Code::sandbox));
+    }
+    return {};
+  };
+  for (const auto& lower : lowers) {
+    MB_TRY(config(FSCONFIG_SET_STRING, "lowerdir+", lower.c_str()));
+  }
+  MB_TRY(config(FSCONFIG_SET_FLAG, "userxattr", nullptr));
+  MB_TRY(config(FSCONFIG_CMD_CREATE, nullptr, nullptr));
+  UniqueFd mounted(
+      static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)));
+  if (!mounted) {
+    return fail(
+        Error::from_errno(errno, "mount an overlay view: fsmount").with_code(Code::sandbox));
+  }
+  if (::syscall(SYS_move_mount, mounted.get(), "", AT_FDCWD, target.c_str(),
+                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return fail(Error::from_errno(errno, "mount an overlay view: move_mount \"" + target + "\"")
+                    .with_code(Code::sandbox));
+  }
+  return {};
+}
+
 void install_interrupt_handlers() {
   struct sigaction action {};
   action.sa_handler = on_signal;

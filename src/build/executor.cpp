@@ -31,6 +31,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -212,6 +213,9 @@ struct StageState {
   /// The stage's root filesystem, materialised on first need and kept current.
   std::string rootfs_rel;
   std::shared_ptr<const InRoot> root;
+  /// `root` is a read-only overlay view of the stage's unpacked layers (mount_view), not a
+  /// copy: it is dropped, not updated, when a layer is added.
+  bool root_is_view = false;
   // BuildKit's progress prefix: "[name index/total] ".
   std::string display;
   int step_index = 0;
@@ -236,6 +240,15 @@ public:
            const ExecutorOptions& options, std::unique_ptr<Scratch> scratch)
       : m_plan(plan), m_context(context), m_store(store), m_options(options),
         m_scratch(std::move(scratch)), m_lexer(plan.directives.escape) {}
+
+  ~Executor() {
+    // Before the scratch directory goes: its removal must not walk into a mounted view.
+    for (const auto& view : m_views) {
+      ::umount2(view.c_str(), MNT_DETACH);
+    }
+  }
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
 
   Result<BuildResult> run();
 
@@ -262,6 +275,10 @@ private:
   Result<RunMounts> run_mounts(StageState& st, const Command& command, const std::string& run_dir);
   Result<std::optional<runtime::SeccompProgram>> seccomp_program();
   Result<void> ensure_rootfs(StageState& st);
+  Result<std::string> mount_view(const std::vector<std::string>& lowers);
+  Result<void> advance_rootfs(StageState& st, const oci::Descriptor& blob,
+                              const oci::Digest& diff_id);
+  void drop_view(StageState& st);
   Result<LoadedImage> resolve_image(const std::string& reference,
                                     const dockerfile::Platform& platform);
   Result<std::string> source_root(StageState& st, const std::string& from,
@@ -322,6 +339,8 @@ private:
   std::set<int> m_cached_vertices; ///< vertices answered by the cache (already reported)
   std::map<std::string, store::CacheEntry> m_imported; ///< --cache-from entries by key
   std::vector<BuildResult::UsedEntry> m_used_entries;  ///< for --cache-to
+  std::vector<std::string> m_views; ///< mounted overlay views (absolute), unmounted at the end
+  bool m_options_views_refused = false;
   /// Content digests of context files by stat, loaded at the first COPY, saved at the end.
   std::optional<store::StatCache> m_stat_cache;
   std::int64_t m_build_start_ns = wall_clock_ns();
@@ -385,10 +404,7 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
     st.layers.push_back(*entry->layer);
     st.builder.config().rootfs.diff_ids.push_back(entry->diff_id);
     st.builder.add_history(entry->created_by, false);
-    if (st.root) {
-      MB_TRY(apply_layers(m_store, {*entry->layer}, {entry->diff_id},
-                          m_scratch->absolute(st.rootfs_rel)));
-    }
+    MB_TRY(advance_rootfs(st, *entry->layer, entry->diff_id));
   } else {
     st.builder.add_history(entry->created_by, true);
   }
@@ -898,6 +914,7 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
   BaseFileReader reader;
   TreeSnapshot before;
   if (vfs) {
+    drop_view(st); // the vfs driver changes the root in place: it must be a copy
     MB_TRY(ensure_rootfs(st));
     reader = base_image_of(st.root).read_file;
     MB_TRY_ASSIGN(before, snapshot_tree(m_scratch->absolute(st.rootfs_rel)));
@@ -1219,6 +1236,20 @@ Result<void> Executor::ensure_rootfs(StageState& st) {
   if (st.root) {
     return {};
   }
+  if (!m_vfs && m_options.mount_views) {
+    // A view of the unpacked layers costs a mount; a copy costs every file of the image.
+    auto lowers = unpacked_lower_dirs(m_store, st.layers, st.builder.config().rootfs.diff_ids);
+    MB_TRY(lowers);
+    auto view = mount_view(*lowers);
+    if (view) {
+      MB_TRY_ASSIGN(InRoot root, InRoot::open(m_scratch->absolute(*view), Resolution::auto_detect));
+      st.rootfs_rel = *view;
+      st.root = std::make_shared<const InRoot>(std::move(root));
+      st.root_is_view = true;
+      return {};
+    }
+    m_options_views_refused = true; // one refusal is enough: copies from now on
+  }
   MB_TRY_ASSIGN(std::string rel, m_scratch->new_dir("rootfs"));
   const std::string dir = m_scratch->absolute(rel);
   MB_TRY_CONTEXT(apply_layers(m_store, st.layers, st.builder.config().rootfs.diff_ids, dir),
@@ -1226,7 +1257,49 @@ Result<void> Executor::ensure_rootfs(StageState& st) {
   MB_TRY_ASSIGN(InRoot root, InRoot::open(dir, Resolution::auto_detect));
   st.rootfs_rel = rel;
   st.root = std::make_shared<const InRoot>(std::move(root));
+  st.root_is_view = false;
   return {};
+}
+
+// A read-only overlay of `lowers` (top first) in the scratch directory. An empty directory
+// below them keeps the overlay valid for a stage with one layer or none.
+Result<std::string> Executor::mount_view(const std::vector<std::string>& lowers) {
+  if (m_options_views_refused) {
+    return fail(Code::sandbox, "overlay views were refused earlier in this build");
+  }
+  // A lower dir that was a step's upper dir must be free of its overlay first.
+  runtime::finish_sandbox_teardown();
+  MB_TRY_ASSIGN(std::string rel, m_scratch->new_dir("view"));
+  MB_TRY_ASSIGN(std::string empty, m_scratch->new_dir("view-base"));
+  std::vector<std::string> all = lowers;
+  all.push_back(m_scratch->absolute(empty));
+  MB_TRY(runtime::mount_overlay_view(all, m_scratch->absolute(rel)));
+  m_views.push_back(m_scratch->absolute(rel));
+  return rel;
+}
+
+// After a new layer: a copy takes the layer on; a view is dropped and mounted again on demand.
+Result<void> Executor::advance_rootfs(StageState& st, const oci::Descriptor& blob,
+                                      const oci::Digest& diff_id) {
+  if (!st.root) {
+    return {};
+  }
+  if (st.root_is_view) {
+    drop_view(st);
+    return {};
+  }
+  return apply_layers(m_store, {blob}, {diff_id}, m_scratch->absolute(st.rootfs_rel));
+}
+
+void Executor::drop_view(StageState& st) {
+  if (!st.root_is_view) {
+    return;
+  }
+  const std::string dir = m_scratch->absolute(st.rootfs_rel);
+  st.root.reset();
+  st.root_is_view = false;
+  ::umount2(dir.c_str(), MNT_DETACH);
+  std::erase(m_views, dir);
 }
 
 // The root filesystem `COPY --from=<from>` reads: an earlier stage (by name or index), a
@@ -1279,6 +1352,15 @@ Result<std::string> Executor::source_root(StageState& st, const std::string& fro
     }
     MB_TRY_ASSIGN(LoadedImage image, resolve_image(source->image, st.stage->platform));
     std::vector<oci::Descriptor> layers = image.manifest.layers;
+    if (m_options.mount_views) {
+      MB_TRY_ASSIGN(auto lowers,
+                    unpacked_lower_dirs(m_store, layers, image.config.rootfs.diff_ids));
+      if (auto view = mount_view(lowers)) {
+        m_image_roots[source->image] = *view;
+        return m_scratch->absolute(*view);
+      }
+      m_options_views_refused = true;
+    }
     MB_TRY_ASSIGN(std::string rel, m_scratch->new_dir("image"));
     MB_TRY_CONTEXT(
         apply_layers(m_store, layers, image.config.rootfs.diff_ids, m_scratch->absolute(rel)),
@@ -1323,10 +1405,8 @@ Result<void> Executor::add_layer(StageState& st, const oci::Descriptor& blob,
                                  const oci::Digest& diff_id, const std::string& created_by) {
   st.layers.push_back(blob);
   st.builder.add_layer(diff_id, created_by);
-  if (st.root) {
-    // Keep the materialised root filesystem current for the next step that looks at it.
-    MB_TRY(apply_layers(m_store, {blob}, {diff_id}, m_scratch->absolute(st.rootfs_rel)));
-  }
+  // Keep the stage's root current for the next step that looks at it.
+  MB_TRY(advance_rootfs(st, blob, diff_id));
   return {};
 }
 
@@ -1406,9 +1486,7 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
     st.layers.push_back(blob);
     st.builder.config().rootfs.diff_ids.push_back(diff_id);
     st.builder.add_workdir_history(workdir, true);
-    if (st.root) {
-      MB_TRY(apply_layers(m_store, {blob}, {diff_id}, m_scratch->absolute(st.rootfs_rel)));
-    }
+    MB_TRY(advance_rootfs(st, blob, diff_id));
     return {};
   };
   auto outcome = [&]() -> Result<void> {
@@ -1662,6 +1740,9 @@ Result<void> Executor::fold_layers(StageState& st, std::size_t first, std::strin
     key.add("parent", st.cache_key.to_string());
     key.add("layer", squashed.diff_id.to_string());
     st.cache_key = key.digest();
+    if (st.root_is_view) {
+      drop_view(st);
+    }
     st.root.reset();
     return {};
   }();

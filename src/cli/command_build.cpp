@@ -7,6 +7,7 @@
 #include "plan_options.hpp"
 #include "progress_tty.hpp"
 #include "registry_access.hpp"
+#include "rootless.hpp"
 #include "sandbox_options.hpp"
 #include "store_access.hpp"
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,9 +34,31 @@ ino_t user_namespace_inode() {
 
 } // namespace
 
+namespace {
+bool g_private_mounts = false;
+} // namespace
+
+bool in_private_mount_namespace() {
+  return g_private_mounts;
+}
+
+namespace {
+
+// Root needs no user namespace, but a mount namespace of its own keeps the builder's overlay
+// views (ExecutorOptions::mount_views) off the host, and they vanish with the process.
+void enter_private_mount_namespace() {
+  if (::unshare(CLONE_NEWNS) == 0 &&
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) {
+    g_private_mounts = true;
+  }
+}
+
+} // namespace
+
 Result<void> enter_rootless_namespace(GlobalOptions& global) {
   const uid_t uid = ::geteuid();
   if (uid == 0) {
+    enter_private_mount_namespace();
     return {};
   }
   // Inside the namespace euid is 0: settle the store root as the caller's own now.
@@ -65,6 +89,8 @@ Result<void> enter_rootless_namespace(GlobalOptions& global) {
   if (!entered->notice.empty()) {
     std::fprintf(stderr, "minibuild: warning: %s\n", entered->notice.c_str());
   }
+  // enter_user_namespace made "/" private in the new mount namespace.
+  g_private_mounts = true;
   return {};
 }
 

@@ -139,6 +139,11 @@ struct ExecutorOptions {
   /// --security-opt seccomp=unconfined: no filter at all.
   bool seccomp_unconfined = false;
   StorageDriver storage_driver = StorageDriver::auto_;
+  /// COPY, WORKDIR and `COPY --from` read a stage's files through a read-only overlay view of
+  /// its unpacked layers instead of a copy. Only when the process has a mount namespace of its
+  /// own (the CLI makes one), so the mounts never reach the host; a refused mount falls back
+  /// to the copy.
+  bool mount_views = false;
   SquashMode squash = SquashMode::none;
   /// --squash-stage: stages (lower-case names, or indexes) whose own layers are folded into
   /// one when the stage ends, whether or not it is the target.

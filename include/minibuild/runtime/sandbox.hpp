@@ -124,6 +124,14 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec);
 /// released). Cheap when there is nothing to wait for.
 void finish_sandbox_teardown();
 
+/// Mounts a read-only overlay of `lowers` (TOP FIRST, at least one) on the existing directory
+/// `target`, with `userxattr`, through the new mount API (`lowerdir+`, Linux 6.8+: no page
+/// limit on the number of layers). For the builder's own view of a stage's files; the caller
+/// must be in a mount namespace of its own (the rootless one, or the one root builds make),
+/// or the mount reaches the host. Code::sandbox when the kernel refuses (callers fall back to
+/// a copy).
+Result<void> mount_overlay_view(const std::vector<std::string>& lowers, const std::string& target);
+
 /// The /etc/hosts the builder supplies: localhost lines and the hostname.
 std::string default_hosts_file(std::string_view hostname);
 
