@@ -1261,8 +1261,9 @@ Result<void> Executor::ensure_rootfs(StageState& st) {
   return {};
 }
 
-// A read-only overlay of `lowers` (top first) in the scratch directory. An empty directory
-// below them keeps the overlay valid for a stage with one layer or none.
+// A read-only overlay of `lowers` (top first) in the scratch directory, with empty directories
+// below them: an overlay without an upper dir needs two lower dirs (a stage may have one or
+// none).
 Result<std::string> Executor::mount_view(const std::vector<std::string>& lowers) {
   if (m_options_views_refused) {
     return fail(Code::sandbox, "overlay views were refused earlier in this build");
@@ -1273,6 +1274,11 @@ Result<std::string> Executor::mount_view(const std::vector<std::string>& lowers)
   MB_TRY_ASSIGN(std::string empty, m_scratch->new_dir("view-base"));
   std::vector<std::string> all = lowers;
   all.push_back(m_scratch->absolute(empty));
+  if (all.size() < 2) {
+    // Without an upper dir overlayfs wants two lower dirs at least (FROM scratch has none).
+    MB_TRY_ASSIGN(std::string second, m_scratch->new_dir("view-base"));
+    all.push_back(m_scratch->absolute(second));
+  }
   MB_TRY(runtime::mount_overlay_view(all, m_scratch->absolute(rel)));
   m_views.push_back(m_scratch->absolute(rel));
   return rel;

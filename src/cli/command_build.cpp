@@ -219,10 +219,8 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   executor_options.network = sandbox.network;
   executor_options.seccomp_profile = std::move(sandbox.seccomp_profile);
   executor_options.seccomp_unconfined = sandbox.seccomp_unconfined;
-  executor_options.storage_driver =
-      options.sandbox.storage_driver == "vfs"       ? build::StorageDriver::vfs
-      : options.sandbox.storage_driver == "overlay" ? build::StorageDriver::overlay
-                                                    : build::StorageDriver::auto_;
+  executor_options.storage_driver = sandbox.storage_driver;
+  executor_options.mount_views = in_private_mount_namespace();
   MB_TRY_ASSIGN(executor_options.secrets, parse_secrets(options.secrets));
   const bool quiet = options.quiet || options.progress == "quiet";
   // auto: the live view on a terminal, BuildKit's plain lines elsewhere (CI logs, pipes).
