@@ -152,4 +152,11 @@ build E app:1 --cache-from "type=local,src=$work_dir/bad"
 expect_rc 4 "E: a malformed cache config fails the build (Code::corrupt)"
 expect_contains "$err" "cache $work_dir/bad: config: entries[0]" "E: the error names the cache and the entry"
 
+# --debug-cache-key: the text behind each key, one file per key, framed fields.
+run_mb --root "$work_dir/store-a" build --progress plain --debug-cache-key "$work_dir/keys" -t dbg:1 "$ctx"
+expect_rc 0 "a build with --debug-cache-key"
+expect_equal "$(grep -l '^Tkind 3:run$' "$work_dir/keys"/*.txt 2>/dev/null | wc -l | tr -d ' ')" \
+  "$(grep -c '^RUN' "$ctx/Dockerfile")" "one key text per RUN step"
+expect_contains "$(cat "$work_dir/keys"/*.txt)" "Tversion 1:1" "key texts start with the recipe version"
+
 finish

@@ -304,6 +304,7 @@ private:
   Result<void> record_cached(StageState& st, const std::optional<oci::Digest>& key,
                              std::string_view kind, std::size_t layers_before);
   Result<std::optional<store::CacheEntry>> local_or_imported(const oci::Digest& key, int vertex);
+  oci::Digest dump_key(const CacheKey& key);
   Result<void> cached_step(StageState& st, const std::optional<oci::Digest>& key, int vertex,
                            std::string_view kind, const std::function<Result<void>()>& body);
   void remember_used(const StageState& st, const store::CacheEntry& entry);
@@ -416,6 +417,20 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
     m_options.progress->cached(vertex);
   }
   return true;
+}
+
+// --debug-cache-key DIR: the text each key hashes, as DIR/<hex>.txt, so two builds' keys can
+// be compared with diff (docs/cache.md). Best effort: the build does not depend on it.
+oci::Digest Executor::dump_key(const CacheKey& key) {
+  const oci::Digest digest = key.digest();
+  if (!m_options.debug_cache_key_dir.empty()) {
+    const std::string path = m_options.debug_cache_key_dir + "/" + digest.hex() + ".txt";
+    if (std::FILE* file = std::fopen(path.c_str(), "w")) {
+      std::fwrite(key.text().data(), 1, key.text().size(), file);
+      std::fclose(file);
+    }
+  }
+  return digest;
 }
 
 // A step that changes the filesystem: answered by the cache when `key` hits, else run by `body`
@@ -640,7 +655,7 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
                  (m_options.compression_level ? std::to_string(*m_options.compression_level)
                                               : std::string("default")));
     from.add("base", image ? image->manifest_digest.to_string() : std::string("scratch"));
-    st.cache_key = from.digest();
+    st.cache_key = dump_key(from);
   }
   if (image && !m_clock && !m_base_created && !image->config.created.empty()) {
     m_base_created = image->config.created;
@@ -905,7 +920,7 @@ std::optional<oci::Digest> Executor::run_cache_key(const StageState& st, const C
       key.add("mount-from", from_key);
     }
   }
-  return key.digest();
+  return dump_key(key);
 }
 
 Result<void> Executor::run_step_with(StageState& st, const Command& command, int vertex, bool vfs) {
@@ -1501,7 +1516,7 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
     workdir_key.add("parent", st.cache_key.to_string());
     workdir_key.add("path", workdir);
     workdir_key.add("user", st.builder.config().config.user);
-    const std::optional<oci::Digest> key = workdir_key.digest();
+    const std::optional<oci::Digest> key = dump_key(workdir_key);
     return cached_step(st, key, vertex, "workdir", body);
   }();
   end_vertex(vertex, outcome);
@@ -1591,7 +1606,7 @@ Result<std::optional<oci::Digest>> Executor::copy_cache_key(const StageState& st
       }
     }
     key.add("from", from_key);
-    return std::optional<oci::Digest>(key.digest());
+    return std::optional<oci::Digest>(dump_key(key));
   }
   if (!m_stat_cache) {
     const auto context_dir =
@@ -1611,7 +1626,7 @@ Result<std::optional<oci::Digest>> Executor::copy_cache_key(const StageState& st
     return std::optional<oci::Digest>();
   }
   key.add("sources", sources->to_string());
-  return std::optional<oci::Digest>(key.digest());
+  return std::optional<oci::Digest>(dump_key(key));
 }
 
 Result<void> Executor::copy_step(StageState& st, const Command& command,

@@ -92,6 +92,8 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
       .add_option("--no-cache-filter", options.no_cache_filter,
                   "Do not use the cache for this stage (name or index; repeatable)")
       ->allow_extra_args(false);
+  command.add_option("--debug-cache-key", options.debug_cache_key,
+                     "Write the text behind every cache key to DIR/<key>.txt");
   command.add_flag("--squash", options.squash,
                    "Fold the target stage's own layers into one (its base layers stay shared)");
   command.add_flag("--squash-all", options.squash_all, "Make the whole image one layer");

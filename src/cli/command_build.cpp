@@ -202,6 +202,15 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                 source_date_epoch(options, plan_options.build_args));
   MB_TRY_ASSIGN(executor_options.labels, parse_labels(options.labels));
   executor_options.no_cache = options.no_cache;
+  if (!options.debug_cache_key.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(options.debug_cache_key, error);
+    if (error) {
+      return fail(Code::io,
+                  "--debug-cache-key " + options.debug_cache_key + ": " + error.message());
+    }
+    executor_options.debug_cache_key_dir = options.debug_cache_key;
+  }
   executor_options.squash = options.squash_all ? build::SquashMode::all
                             : options.squash   ? build::SquashMode::stage
                                                : build::SquashMode::none;

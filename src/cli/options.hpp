@@ -37,6 +37,7 @@ struct BuildOptions {
   std::string target;                  ///< --target STAGE
   bool no_cache = false;
   std::vector<std::string> no_cache_filter; ///< --no-cache-filter STAGE, repeatable
+  std::string debug_cache_key;              ///< --debug-cache-key DIR
   bool squash = false;
   bool squash_all = false;                ///< --squash-all
   std::vector<std::string> squash_stages; ///< --squash-stage NAME, repeatable

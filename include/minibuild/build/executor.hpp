@@ -122,6 +122,8 @@ struct ExecutorOptions {
   bool no_cache = false;
   /// --no-cache-filter: stages (lower-case names, or indexes) whose steps always run.
   std::set<std::string> no_cache_filter;
+  /// --debug-cache-key DIR: write the text behind every key to DIR/<key hex>.txt.
+  std::string debug_cache_key_dir;
   ProgressSink* progress = nullptr; ///< may be null
   /// Brings an image into the store (the registry pull): called with the reference as written
   /// in FROM or `COPY --from` and the stage's platform. Null: images must already be stored.
