@@ -795,19 +795,10 @@ Result<void> Executor::dispatch(StageState& st, const Command& command) {
 
 Result<std::optional<runtime::SeccompProgram>> Executor::seccomp_program() {
   if (!m_seccomp) {
-    if (m_options.seccomp_unconfined) {
-      m_seccomp.emplace();
-    } else {
-      runtime::SeccompProfile profile;
-      if (m_options.seccomp_profile) {
-        profile = *m_options.seccomp_profile;
-      } else {
-        MB_TRY_ASSIGN(profile, runtime::default_seccomp_profile());
-      }
-      MB_TRY_ASSIGN(runtime::SeccompProgram program,
-                    runtime::compile_seccomp(profile, m_options.capabilities));
-      m_seccomp.emplace(std::move(program));
-    }
+    MB_TRY_ASSIGN(auto program,
+                  sandbox_seccomp(m_options.seccomp_profile, m_options.seccomp_unconfined,
+                                  m_options.capabilities));
+    m_seccomp.emplace(std::move(program));
   }
   return *m_seccomp;
 }
@@ -946,21 +937,15 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
   MB_TRY_ASSIGN(std::string run_rel, m_scratch->new_dir("run"));
   const std::string run_dir = m_scratch->absolute(run_rel);
   spec.scratch_dir = run_dir + "/sandbox";
-  std::vector<std::string> dirs = {spec.scratch_dir};
   if (vfs) {
     spec.rootfs.plain_dir = m_scratch->absolute(st.rootfs_rel);
   } else {
     spec.rootfs.lower_dirs = lowers;
     spec.rootfs.upper_dir = run_dir + "/upper";
     spec.rootfs.work_dir = run_dir + "/work";
-    dirs.push_back(spec.rootfs.upper_dir);
-    dirs.push_back(spec.rootfs.work_dir);
   }
-  for (const auto& dir : dirs) {
-    if (::mkdir(dir.c_str(), 0755) != 0) {
-      return fail_errno(errno, "mkdir \"" + dir + "\"");
-    }
-  }
+  // The plain dir (vfs) is the stage's root and exists already.
+  MB_TRY(make_dirs({&spec.scratch_dir, &spec.rootfs.upper_dir, &spec.rootfs.work_dir}));
   MB_TRY_ASSIGN(RunMounts mounts, run_mounts(st, command, run_dir));
   spec.mounts = std::move(mounts.mounts);
   spec.process.argv = command_argv(run.command, config.shell);

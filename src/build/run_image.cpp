@@ -59,12 +59,8 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   if (options.storage_driver == StorageDriver::vfs) {
     spec.rootfs.plain_dir = run_dir + "/rootfs";
   }
-  for (const auto* dir :
-       {&spec.rootfs.upper_dir, &spec.rootfs.work_dir, &spec.scratch_dir, &spec.rootfs.plain_dir}) {
-    if (!dir->empty() && ::mkdir(dir->c_str(), 0755) != 0) {
-      return fail_errno(errno, "mkdir \"" + *dir + "\"");
-    }
-  }
+  MB_TRY(make_dirs(
+      {&spec.rootfs.upper_dir, &spec.rootfs.work_dir, &spec.scratch_dir, &spec.rootfs.plain_dir}));
   if (!spec.rootfs.plain_dir.empty()) {
     MB_TRY(apply_layers(store, image.manifest.layers, image.config.rootfs.diff_ids,
                         spec.rootfs.plain_dir));
@@ -86,15 +82,9 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   spec.process.gid = user.gid;
   spec.process.supplementary_gids = user.groups;
   spec.process.capabilities = options.capabilities;
-  if (!options.seccomp_unconfined) {
-    runtime::SeccompProfile profile;
-    if (options.seccomp_profile) {
-      profile = *options.seccomp_profile;
-    } else {
-      MB_TRY_ASSIGN(profile, runtime::default_seccomp_profile());
-    }
-    MB_TRY_ASSIGN(spec.process.seccomp, runtime::compile_seccomp(profile, options.capabilities));
-  }
+  MB_TRY_ASSIGN(
+      spec.process.seccomp,
+      sandbox_seccomp(options.seccomp_profile, options.seccomp_unconfined, options.capabilities));
   spec.network = options.network;
   spec.stdin_fd = STDIN_FILENO;
   spec.stdout_fd = STDOUT_FILENO;

@@ -90,6 +90,31 @@ Result<std::vector<std::string>> unpacked_lower_dirs(store::Store& store,
   return lowers;
 }
 
+Result<std::optional<runtime::SeccompProgram>>
+sandbox_seccomp(const std::optional<runtime::SeccompProfile>& profile, bool unconfined,
+                runtime::CapabilitySet capabilities) {
+  if (unconfined) {
+    return std::optional<runtime::SeccompProgram>();
+  }
+  runtime::SeccompProfile chosen;
+  if (profile) {
+    chosen = *profile;
+  } else {
+    MB_TRY_ASSIGN(chosen, runtime::default_seccomp_profile());
+  }
+  MB_TRY_ASSIGN(runtime::SeccompProgram program, runtime::compile_seccomp(chosen, capabilities));
+  return std::optional<runtime::SeccompProgram>(std::move(program));
+}
+
+Result<void> make_dirs(const std::vector<const std::string*>& dirs) {
+  for (const auto* dir : dirs) {
+    if (!dir->empty() && ::mkdir(dir->c_str(), 0755) != 0) {
+      return fail_errno(errno, "mkdir \"" + *dir + "\"");
+    }
+  }
+  return {};
+}
+
 Result<RunUser> resolve_run_user(std::string_view user, const BaseFileReader& read_file) {
   RunUser result;
   if (user.empty()) {

@@ -9,6 +9,7 @@
 #include <minibuild/dockerfile/shell_lexer.hpp>
 #include <minibuild/oci/descriptor.hpp>
 #include <minibuild/oci/digest.hpp>
+#include <minibuild/runtime/security.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -36,6 +37,15 @@ struct RunUser {
   std::vector<std::uint32_t> groups; ///< supplementary groups, the primary one included
   std::string home = "/";            ///< from /etc/passwd; "/" when unknown (as runc does)
 };
+
+/// The filter of a sandboxed process: none with `unconfined`, else `profile` (nullopt: the
+/// default profile) compiled for `capabilities`. Shared by RUN steps and `minibuild run`.
+Result<std::optional<runtime::SeccompProgram>>
+sandbox_seccomp(const std::optional<runtime::SeccompProfile>& profile, bool unconfined,
+                runtime::CapabilitySet capabilities);
+
+/// Creates each non-empty path of `dirs` (mode 0755); the parents must exist.
+Result<void> make_dirs(const std::vector<const std::string*>& dirs);
 
 /// Resolves the config's USER (`name`, `uid`, `name:group`, `uid:gid`; empty = root) against the
 /// image's /etc/passwd and /etc/group, as runc/libcontainer do: a numeric uid missing from
