@@ -29,6 +29,8 @@
 # hybrid cgroup v1/v2 hosts). Build output goes to WORKDIR/commands.log, never to a terminal.
 # Needs root, docker-registry, skopeo, umoci, curl, python3, busybox-static.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 
 minibuild=build/src/minibuild
 workdir=""
@@ -61,30 +63,13 @@ workdir=$(realpath "$workdir")
 registry_pid=""
 cleanup() {
   [[ -n $registry_pid ]] && kill "$registry_pid" 2>/dev/null
-  # containers/storage leaves its overlay home mounted (private): unmount whatever is ours.
-  awk -v dir="$workdir/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r mountpoint; do umount -l "$mountpoint" 2>/dev/null || true; done
+  bench_unmount_under "$workdir"
   if [[ $keep -eq 0 ]]; then rm -rf "$workdir"; fi
 }
 trap cleanup EXIT
 
 # --- the registry and the base image -------------------------------------------------------
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$workdir/registry"
-cat >"$workdir/registry/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $workdir/registry/data}}
-http: {addr: 127.0.0.1:$port}
-EOF
-env -u REGISTRY_AUTH_FILE docker-registry serve "$workdir/registry/config.yml" \
-  >"$workdir/registry/log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-  sleep 0.2
-done
-addr=127.0.0.1:$port
+bench_start_registry "$workdir"
 image=$addr/bench/busybox:1
 
 # Debian's static busybox with every applet linked to it: the RUN steps use find, tar, wc, du.

@@ -17,6 +17,8 @@
 # least 200 MB compressed, pushed to the registry with skopeo. Needs root (docker-registry is
 # started as a child; umoci unpacks with owners), docker-registry, skopeo, umoci, python3.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 
 minibuild=build/src/minibuild
 workdir=""
@@ -47,22 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the registry ---------------------------------------------------------------------------
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$workdir/registry"
-cat >"$workdir/registry/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $workdir/registry/data}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port}
-EOF
-env -u REGISTRY_AUTH_FILE docker-registry serve "$workdir/registry/config.yml" \
-  >"$workdir/registry/log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-  sleep 0.2
-done
-addr=127.0.0.1:$port
+bench_start_registry "$workdir" "delete: {enabled: true}"
 
 # --- the image ------------------------------------------------------------------------------
 ctx=$workdir/ctx

@@ -27,6 +27,8 @@
 # umoci and served by Debian's docker-registry on 127.0.0.1; minibuild and the peers pull it
 # from there. Needs root, docker-registry, skopeo, umoci, curl, busybox-static.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 
 minibuild=build/src/minibuild
 workdir=""
@@ -67,30 +69,13 @@ cleanup() {
   [[ -n $registry_pid ]] && kill "$registry_pid" 2>/dev/null
   if [[ $have_buildah -eq 1 ]]; then buildah "${peer_storage[@]}" rm --all >/dev/null 2>&1 || true; fi
   if [[ $have_podman -eq 1 ]]; then podman "${peer_storage[@]}" rm --all --force >/dev/null 2>&1 || true; fi
-  # containers/storage leaves its overlay home mounted (private): unmount whatever is ours.
-  awk -v dir="$workdir/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r mountpoint; do umount -l "$mountpoint" 2>/dev/null || true; done
+  bench_unmount_under "$workdir"
   if [[ $keep -eq 0 ]]; then rm -rf "$workdir"; fi
 }
 trap cleanup EXIT
 
 # --- the registry and the image ------------------------------------------------------------
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$workdir/registry"
-cat >"$workdir/registry/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $workdir/registry/data}}
-http: {addr: 127.0.0.1:$port}
-EOF
-env -u REGISTRY_AUTH_FILE docker-registry serve "$workdir/registry/config.yml" \
-  >"$workdir/registry/log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-  sleep 0.2
-done
-addr=127.0.0.1:$port
+bench_start_registry "$workdir"
 image=$addr/bench/busybox:1
 
 rm -rf "$workdir/image"
