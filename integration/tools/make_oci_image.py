@@ -29,6 +29,8 @@ import sys
 import tarfile
 import tempfile
 
+from oci_layout import LayoutBlobs
+
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -74,22 +76,7 @@ class PseudoRandomReader:
         return self.rng.randbytes(n)
 
 
-class Layout:
-    def __init__(self, root):
-        self.root = root
-        self.blobs = os.path.join(root, "blobs", "sha256")
-        os.makedirs(self.blobs, exist_ok=True)
-
-    def put_bytes(self, data):
-        digest = hashlib.sha256(data).hexdigest()
-        with open(os.path.join(self.blobs, digest), "wb") as f:
-            f.write(data)
-        return "sha256:" + digest, len(data)
-
-    def put_json(self, media_type, value):
-        data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        digest, size = self.put_bytes(data)
-        return {"mediaType": media_type, "digest": digest, "size": size}
+class Layout(LayoutBlobs):
 
     def put_layer(self, entries):
         """entries: (path, mode, reader-or-None, size) tuples; None is a directory.

@@ -43,6 +43,8 @@ import subprocess
 import sys
 import tarfile
 
+from oci_layout import LayoutBlobs
+
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -86,22 +88,7 @@ def opaque(directory):
     return f(f"{directory}/.wh..wh..opq", "", 0o644)
 
 
-class Layout:
-    def __init__(self, root):
-        self.root = root
-        self.blobs = os.path.join(root, "blobs", "sha256")
-        os.makedirs(self.blobs, exist_ok=True)
-
-    def put_bytes(self, data):
-        digest = hashlib.sha256(data).hexdigest()
-        with open(os.path.join(self.blobs, digest), "wb") as out:
-            out.write(data)
-        return "sha256:" + digest, len(data)
-
-    def put_json(self, media_type, value):
-        data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        digest, size = self.put_bytes(data)
-        return {"mediaType": media_type, "digest": digest, "size": size}
+class Layout(LayoutBlobs):
 
     def put_layer(self, entries):
         """Writes ENTRIES in order as a gzip layer; returns (descriptor, diff_id)."""
