@@ -2,6 +2,8 @@
 // root (the default set stays) and as a non-root USER (nothing stays but the bounding set). The
 // children read their own /proc/self/status and send it back through a pipe.
 
+#include "../support/child_report.hpp"
+
 #include <minibuild/runtime/security.hpp>
 
 #include <catch2/catch.hpp>
@@ -31,12 +33,7 @@ enum class Identity { root, non_root_keepcaps, non_root_without_keepcaps };
 
 CapReport run_child(Identity identity, CapabilitySet keep) {
   const int last_cap = last_capability(); // computed before fork, as the sandbox must
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
+  const std::string text = minibuild::test::run_child_reporting([&](int report_fd) {
     if (identity != Identity::root) {
       if (identity == Identity::non_root_keepcaps && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
         ::_exit(101);
@@ -56,23 +53,9 @@ CapReport run_child(Identity identity, CapabilitySet keep) {
         out << line << "\n";
       }
     }
-    const std::string text = out.str();
-    (void)!::write(fds[1], text.data(), text.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buffer[512];
-  ssize_t n = 0;
-  while ((n = ::read(fds[0], buffer, sizeof buffer)) > 0) {
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  INFO("child report:\n" << text);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+    const std::string report = out.str();
+    (void)!::write(report_fd, report.data(), report.size());
+  });
   CapReport report;
   std::istringstream lines(text);
   std::string key;

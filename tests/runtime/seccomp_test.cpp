@@ -3,6 +3,8 @@
 // refuse what Docker's default profile refuses. Each real case forks: the filter cannot be
 // removed, so it must never reach the test binary itself.
 
+#include "../support/child_report.hpp"
+
 #include <minibuild/runtime/security.hpp>
 
 #include <catch2/catch.hpp>
@@ -62,32 +64,13 @@ SeccompProgram compile_ok(const SeccompProfile& profile, CapabilitySet caps,
 // filter could not be installed.
 std::map<std::string, int> probe_in_child(const SeccompProgram& program,
                                           void (*probe)(int report_fd)) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
+  const std::string text = minibuild::test::run_child_reporting([&](int report_fd) {
     const int err = install_seccomp(program);
     if (err != 0) {
       ::_exit(100);
     }
-    probe(fds[1]);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buffer[512];
-  ssize_t n = 0;
-  while ((n = ::read(fds[0], buffer, sizeof buffer)) > 0) {
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  INFO("child report:\n" << text);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+    probe(report_fd);
+  });
   std::map<std::string, int> results;
   std::istringstream lines(text);
   std::string line;
