@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/mount.h>
+#include <mutex>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -742,18 +743,58 @@ void bring_loopback_up(const ChildContext& context) {
 
 // ---- caller side --------------------------------------------------------------------------------
 
-std::atomic<pid_t> g_running_helper{0};
+// The helpers of the steps running now (parallel stages run several). A fixed table of atomics,
+// because the signal handler reads it: it may not take a lock.
+constexpr std::size_t k_max_running = 256;
+std::atomic<pid_t> g_running_helpers[k_max_running];
+
+// Takes a free slot for `helper`; with every slot taken (more parallel steps than any --jobs
+// gives) the helper runs unlisted, so only the death of the process would end it.
+std::atomic<pid_t>* register_running(pid_t helper) {
+  for (auto& slot : g_running_helpers) {
+    pid_t expected = 0;
+    if (slot.compare_exchange_strong(expected, helper)) {
+      return &slot;
+    }
+  }
+  return nullptr;
+}
+
+// Kills every running helper; returns how many there were. Async-signal-safe.
+int kill_running_helpers() {
+  int killed = 0;
+  for (auto& slot : g_running_helpers) {
+    const pid_t helper = slot.load();
+    if (helper > 0) {
+      ::kill(helper, SIGKILL);
+      ++killed;
+    }
+  }
+  return killed;
+}
+
 // Helpers whose step is over but whose exit (the mount namespace's teardown) may still run.
+std::mutex g_exiting_mutex;
 std::vector<pid_t> g_exiting_helpers;
 
 void reap_exiting_helpers(bool wait) {
-  std::erase_if(g_exiting_helpers, [wait](pid_t pid) {
+  std::vector<pid_t> helpers;
+  {
+    const std::lock_guard lock(g_exiting_mutex);
+    helpers.swap(g_exiting_helpers);
+  }
+  std::vector<pid_t> still_running;
+  for (const pid_t pid : helpers) {
     int status = 0;
     pid_t done = 0;
     while ((done = ::waitpid(pid, &status, wait ? 0 : WNOHANG)) < 0 && errno == EINTR) {
     }
-    return done != 0; // reaped, or not our child any more
-  });
+    if (done == 0) { // not reaped and still our child
+      still_running.push_back(pid);
+    }
+  }
+  const std::lock_guard lock(g_exiting_mutex);
+  g_exiting_helpers.insert(g_exiting_helpers.end(), still_running.begin(), still_running.end());
 }
 std::atomic<bool> g_interrupted{false};
 
@@ -809,14 +850,12 @@ Error failure_error(const ChildFailure& failure) {
 }
 
 void on_signal(int signal_number) {
-  const pid_t helper = g_running_helper.load();
-  if (helper <= 0) {
+  // Marked first: a step starting on another thread right now sees it when its helper ends.
+  g_interrupted.store(true);
+  if (kill_running_helpers() == 0) {
     ::signal(signal_number, SIG_DFL);
     ::raise(signal_number);
-    return;
   }
-  g_interrupted.store(true);
-  ::kill(helper, SIGKILL);
 }
 
 } // namespace
@@ -881,6 +920,10 @@ void finish_sandbox_teardown() {
   reap_exiting_helpers(true);
 }
 
+void cancel_running_sandboxes() {
+  (void)kill_running_helpers();
+}
+
 Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   if (spec.process.argv.empty()) {
     return fail(Code::usage, "run: no command");
@@ -940,7 +983,10 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   if (helper == 0) {
     helper_main(plan);
   }
-  g_running_helper.store(helper);
+  std::atomic<pid_t>* const running = register_running(helper);
+  if (g_interrupted.load()) {
+    ::kill(helper, SIGKILL); // the signal came between fork and registration
+  }
   report_write.reset();
   status_write.reset();
   output_write.reset();
@@ -1003,9 +1049,12 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
     }
     command_status = value;
   }
-  g_running_helper.store(0);
+  if (running != nullptr) {
+    running->store(0);
+  }
   if (helper_done) {
     // Its exit (the namespace teardown) finishes in the background; reaped later.
+    const std::lock_guard lock(g_exiting_mutex);
     g_exiting_helpers.push_back(helper);
   } else {
     int helper_status = 0;

@@ -1,6 +1,7 @@
 #include "fs_ops.hpp"
 #include "image_config_builder.hpp"
 #include "run_step.hpp"
+#include "staging.hpp"
 #include "stored_image.hpp"
 #include "tree_diff.hpp"
 
@@ -25,15 +26,19 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace minibuild::build {
@@ -227,6 +232,13 @@ struct StageState {
   bool use_cache = true;
   /// How many of `layers` the stage started with (its base's): squash leaves them alone.
   std::size_t base_layers = 0;
+  /// The stage's clock for history entries (docs/cache.md, "Times"): the time of its last step
+  /// that ran, or the cached time of its last step that hit; unset before the first one. Each
+  /// stage has its own, so parallel stages cannot change each other's history.
+  std::optional<std::string> clock;
+  /// Its value before any step: the base image's `created` (stable across rebuilds), the base
+  /// stage's clock, or the latest clock of the stages a scratch stage copies from.
+  std::optional<std::string> start_clock;
 };
 
 struct Command {
@@ -283,6 +295,8 @@ private:
                                     const dockerfile::Platform& platform);
   Result<std::string> source_root(StageState& st, const std::string& from,
                                   const SourceRange& location);
+  /// Exports a COPY/WORKDIR staging tree as the step's layer blob, then hands the tree to the
+  /// store as that layer's unpacked tree (it is gone afterwards).
   Result<oci::Descriptor> export_staging(const std::string& staging_rel, const Owner& owner,
                                          const std::vector<EntryOverride>& overrides, int vertex,
                                          oci::Digest& diff_id);
@@ -294,8 +308,35 @@ private:
   /// history entries stay, marked empty_layer, and one entry for the new layer follows.
   Result<void> fold_layers(StageState& st, std::size_t first, std::string_view why);
 
-  std::string history_time() const;
+  std::string history_time(const StageState& st) const;
   void step_runs(StageState& st);
+  // ---- parallel stages (ExecutorOptions::jobs) ----
+  // One lock, m_mutex, guards all of the executor's state; a stage's thread holds it except
+  // around the long operations that touch only the step's own files (a RUN's process, layer
+  // export, the copy, unpacking, a pull), which run through unlocked(). The code between them
+  // reads as sequential code, and parallel stages overlap exactly where the time goes.
+  template <typename Operation>
+  auto unlocked(Operation&& operation) {
+    m_mutex.unlock();
+    struct Relock {
+      std::mutex& mutex;
+      ~Relock() { mutex.lock(); }
+    } relock{m_mutex};
+    return operation();
+  }
+  /// Waits on m_changed until `ready()`; the caller holds m_mutex (as everywhere but in
+  /// unlocked()) without a unique_lock of its own.
+  template <typename Predicate>
+  void wait_until(Predicate&& ready) {
+    std::unique_lock lock(m_mutex, std::adopt_lock);
+    m_changed.wait(lock, ready);
+    (void)lock.release();
+  }
+  Result<void> run_stages_in_parallel(std::unique_lock<std::mutex>& lock);
+  void stage_thread(const PlanStage& stage);
+  bool dependencies_built(const PlanStage& stage) const;
+  /// Waits (holding no job slot) until stage `index` is built or the build failed.
+  void wait_for_stage(int index);
   /// On a cache hit for `key`: applies the cached result (layer, history) to the stage, says
   /// CACHED and returns true.
   Result<bool> use_cached(StageState& st, const oci::Digest& key, int vertex);
@@ -332,11 +373,6 @@ private:
   std::optional<std::optional<runtime::SeccompProgram>> m_seccomp;
   /// RUN steps use the vfs driver (asked for, or overlay was refused once in this build).
   bool m_vfs = false;
-  /// The build's clock for history entries (docs/cache.md, "Times"): the time of the last
-  /// step that ran, or the cached time of the last step that hit; unset before the first one.
-  std::optional<std::string> m_clock;
-  /// Base images' `created`, the clock's value before any step (stable across rebuilds).
-  std::optional<std::string> m_base_created;
   std::set<int> m_cached_vertices; ///< vertices answered by the cache (already reported)
   std::map<std::string, store::CacheEntry> m_imported; ///< --cache-from entries by key
   std::vector<BuildResult::UsedEntry> m_used_entries;  ///< for --cache-to
@@ -347,17 +383,24 @@ private:
   std::int64_t m_build_start_ns = wall_clock_ns();
   int m_vertices = 0;
   std::map<int, std::chrono::steady_clock::time_point> m_started;
+
+  std::mutex m_mutex;                ///< see unlocked()
+  std::condition_variable m_changed; ///< a stage finished, a job slot freed, a pull ended
+  std::set<int> m_built;             ///< stages whose state is final in m_stages
+  unsigned m_running = 0;            ///< stages holding a job slot
+  std::optional<Error> m_failure;   ///< the first stage failure; the others stop at their next step
+  std::set<std::string> m_fetching; ///< pulls under way ("reference platform")
 };
 
-std::string Executor::history_time() const {
+std::string Executor::history_time(const StageState& st) const {
   if (m_options.source_date_epoch) {
     return rfc3339_utc(*m_options.source_date_epoch);
   }
-  if (m_clock) {
-    return *m_clock;
+  if (st.clock) {
+    return *st.clock;
   }
-  if (m_base_created) {
-    return *m_base_created;
+  if (st.start_clock) {
+    return *st.start_clock;
   }
   const Moment moment = now();
   return rfc3339_utc(moment.seconds, moment.nanoseconds);
@@ -367,9 +410,9 @@ std::string Executor::history_time() const {
 void Executor::step_runs(StageState& st) {
   if (!m_options.source_date_epoch) {
     const Moment moment = now();
-    m_clock = rfc3339_utc(moment.seconds, moment.nanoseconds);
+    st.clock = rfc3339_utc(moment.seconds, moment.nanoseconds);
   }
-  st.builder.set_history_time(history_time());
+  st.builder.set_history_time(history_time(st));
 }
 
 // ---- the build cache (docs/cache.md) --------------------------------------------------------
@@ -398,9 +441,9 @@ Result<bool> Executor::use_cached(StageState& st, const oci::Digest& key, int ve
     }
   }
   if (!m_options.source_date_epoch) {
-    m_clock = entry->created;
+    st.clock = entry->created;
   }
-  st.builder.set_history_time(history_time());
+  st.builder.set_history_time(history_time(st));
   if (entry->layer) {
     st.layers.push_back(*entry->layer);
     st.builder.config().rootfs.diff_ids.push_back(entry->diff_id);
@@ -586,8 +629,14 @@ Result<BuildResult> Executor::run() {
   if (m_plan.stages.empty()) {
     return fail(Code::dockerfile, "the Dockerfile has no stage to build");
   }
-  for (const auto& stage : m_plan.stages) {
-    MB_TRY(run_stage(stage));
+  std::unique_lock lock(m_mutex);
+  if (m_options.jobs > 1 && m_plan.stages.size() > 1) {
+    MB_TRY(run_stages_in_parallel(lock));
+  } else {
+    for (const auto& stage : m_plan.stages) {
+      MB_TRY(run_stage(stage));
+      m_built.insert(stage.index);
+    }
   }
   if (m_stat_cache) {
     // Only an accelerator: a failure to save costs the next build some reading.
@@ -596,6 +645,72 @@ Result<BuildResult> Executor::run() {
     }
   }
   return finish(m_stages.at(m_plan.stages.back().index));
+}
+
+// Every stage gets a thread at once; each waits for the stages it uses, then for a job slot,
+// in Dockerfile order of arrival. A stage that fails stops the others: their running steps are
+// killed and they end before their next instruction. The first failure is the build's error.
+Result<void> Executor::run_stages_in_parallel(std::unique_lock<std::mutex>& lock) {
+  std::vector<std::thread> threads;
+  std::optional<Error> start_failure;
+  for (const auto& stage : m_plan.stages) {
+    try {
+      threads.emplace_back([this, &stage] { stage_thread(stage); });
+    } catch (const std::system_error& error) {
+      start_failure = Error(Code::io, std::string("start a thread for a stage: ") + error.what());
+      m_failure = *start_failure;
+      break;
+    }
+  }
+  m_changed.notify_all();
+  lock.unlock();
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  lock.lock();
+  if (m_failure) {
+    return fail(*m_failure);
+  }
+  return {};
+}
+
+bool Executor::dependencies_built(const PlanStage& stage) const {
+  if (stage.base.kind == SourceKind::stage && !m_built.contains(stage.base.stage)) {
+    return false;
+  }
+  return std::all_of(stage.sources.begin(), stage.sources.end(), [&](const auto& source) {
+    return source.kind != SourceKind::stage || m_built.contains(source.stage);
+  });
+}
+
+void Executor::stage_thread(const PlanStage& stage) {
+  std::unique_lock lock(m_mutex);
+  const unsigned jobs = std::max(1u, m_options.jobs);
+  m_changed.wait(lock, [&] { return m_failure || dependencies_built(stage); });
+  m_changed.wait(lock, [&] { return m_failure || m_running < jobs; });
+  if (!m_failure) {
+    ++m_running;
+    auto built = run_stage(stage);
+    --m_running;
+    if (!built && !m_failure) {
+      m_failure = std::move(built).error();
+      runtime::cancel_running_sandboxes();
+    }
+  }
+  m_built.insert(stage.index);
+  m_changed.notify_all();
+}
+
+void Executor::wait_for_stage(int index) {
+  if (m_built.contains(index) || m_running == 0) {
+    return; // built, or not in a stage thread (one stage after the other)
+  }
+  const unsigned jobs = std::max(1u, m_options.jobs);
+  --m_running;
+  m_changed.notify_all();
+  wait_until([&] { return m_failure || m_built.contains(index); });
+  wait_until([&] { return m_failure || m_running < jobs; });
+  ++m_running;
 }
 
 Result<void> Executor::run_stage(const PlanStage& stage) {
@@ -657,8 +772,22 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
     from.add("base", image ? image->manifest_digest.to_string() : std::string("scratch"));
     st.cache_key = dump_key(from);
   }
-  if (image && !m_clock && !m_base_created && !image->config.created.empty()) {
-    m_base_created = image->config.created;
+  if (stage.base.kind == SourceKind::stage) {
+    const StageState& base = m_stages.at(stage.base.stage);
+    st.start_clock = base.clock ? base.clock : base.start_clock;
+  } else if (image && !image->config.created.empty()) {
+    st.start_clock = image->config.created;
+  } else {
+    for (const auto& source : stage.sources) {
+      const auto found =
+          source.kind == SourceKind::stage ? m_stages.find(source.stage) : m_stages.end();
+      if (found != m_stages.end()) {
+        const auto& clock = found->second.clock ? found->second.clock : found->second.start_clock;
+        if (clock && (!st.start_clock || *clock > *st.start_clock)) {
+          st.start_clock = clock;
+        }
+      }
+    }
   }
   st.use_cache = !m_options.no_cache && !m_options.no_cache_filter.contains(to_lower(stage.name)) &&
                  !m_options.no_cache_filter.contains(std::to_string(stage.index));
@@ -725,7 +854,10 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
       group = command_group;
       group_start = st.layers.size();
     }
-    st.builder.set_history_time(history_time());
+    if (m_failure) {
+      return fail(Code::interrupted, "stopped: another stage failed");
+    }
+    st.builder.set_history_time(history_time(st));
     auto outcome = dispatch(st, command);
     if (!outcome) {
       return fail(std::move(outcome).error().at(command.instruction.location));
@@ -925,8 +1057,10 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     reader = base_image_of(st.root).read_file;
     MB_TRY_ASSIGN(before, snapshot_tree(m_scratch->absolute(st.rootfs_rel)));
   } else {
-    MB_TRY_ASSIGN(lowers,
-                  unpacked_lower_dirs(m_store, st.layers, st.builder.config().rootfs.diff_ids));
+    MB_TRY_ASSIGN(lowers, unlocked([&] {
+                    return unpacked_lower_dirs(m_store, st.layers,
+                                               st.builder.config().rootfs.diff_ids);
+                  }));
     reader = [&lowers](const std::string& path) { return read_file_from_layers(lowers, path); };
   }
   const oci::ContainerConfig& config = st.builder.config().config;
@@ -981,8 +1115,11 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
                                                                : m_options.network;
   OutputTail tail(10);
   const auto to_progress = [&](std::string_view line) { log(vertex, line); };
-  spec.output = [&](std::string_view chunk) { tail.feed(chunk, to_progress); };
-  auto ran = runtime::run_in_sandbox(spec);
+  spec.output = [&](std::string_view chunk) {
+    const std::lock_guard relock(m_mutex); // called while unlocked() runs the step
+    tail.feed(chunk, to_progress);
+  };
+  auto ran = unlocked([&] { return runtime::run_in_sandbox(spec); });
   tail.finish(to_progress);
   auto stubs = read_file(spec.scratch_dir + "/stubs");
   const std::string stubs_text = stubs ? *stubs : std::string();
@@ -990,6 +1127,10 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     // The root is the stage's own: mount points go whatever happened. Empty directories that
     // held them are the image's, not copies, so they stay.
     MB_TRY(remove_mount_stubs(spec.rootfs.plain_dir, stubs_text, StubParents::keep));
+  }
+  if (m_failure) {
+    // Killed by cancel_running_sandboxes(), or ended on its own while another stage failed.
+    return fail(Code::interrupted, "cancelled: another stage failed");
   }
   if (!ran) {
     // A command missing from the image is the step failing, not a name the user gave us.
@@ -1035,7 +1176,7 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
   export_options.source_date_epoch = m_options.source_date_epoch;
   MB_TRY_ASSIGN(auto writer, m_store.blobs().open_writer({}));
   MB_TRY_ASSIGN(layer::ExportResult exported,
-                layer::export_layer(layer_tree, export_options, *writer));
+                unlocked([&] { return layer::export_layer(layer_tree, export_options, *writer); }));
   for (const auto& warning : exported.warnings) {
     log(vertex, "warning: " + warning);
   }
@@ -1045,7 +1186,7 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     m_scratch->remove(run_rel);
     return {};
   }
-  MB_TRY_ASSIGN(store::BlobInfo info, writer->commit());
+  MB_TRY_ASSIGN(store::BlobInfo info, unlocked([&] { return writer->commit(); }));
   oci::Descriptor blob;
   blob.media_type = exported.media_type;
   blob.digest = info.digest;
@@ -1056,8 +1197,10 @@ Result<void> Executor::run_step_with(StageState& st, const Command& command, int
     st.builder.add_layer(exported.diff_id, created_by);
   } else {
     // The upper dir becomes a lower dir: its overlay mount must be gone first.
-    runtime::finish_sandbox_teardown();
-    MB_TRY(m_store.layers().adopt(exported.diff_id, layer_tree));
+    MB_TRY(unlocked([&]() -> Result<store::LayerInfo> {
+      runtime::finish_sandbox_teardown();
+      return m_store.layers().adopt(exported.diff_id, layer_tree);
+    }));
     MB_TRY(add_layer(st, blob, exported.diff_id, created_by));
   }
   m_scratch->remove(run_rel);
@@ -1128,8 +1271,10 @@ Result<Executor::RunMounts> Executor::run_mounts(StageState& st, const Command& 
       const auto sharing = flag.sharing.value_or(dockerfile::MountSharing::shared);
       mount.source = path;
       if (sharing == dockerfile::MountSharing::locked) {
-        MB_TRY_ASSIGN(UniqueFd lock,
-                      m_store.fs().lock(rel, store::LockMode::exclusive, store::Wait::yes));
+        // A parallel stage may hold it for a whole RUN: wait without the executor's lock.
+        MB_TRY_ASSIGN(UniqueFd lock, unlocked([&] {
+                        return m_store.fs().lock(rel, store::LockMode::exclusive, store::Wait::yes);
+                      }));
         result.locks.push_back(std::move(lock));
       } else if (sharing == dockerfile::MountSharing::private_) {
         auto lock = m_store.fs().lock(rel, store::LockMode::exclusive, store::Wait::no);
@@ -1217,18 +1362,26 @@ Result<void> Executor::arg_step(StageState& st, const Instruction& instruction) 
 Result<LoadedImage> Executor::resolve_image(const std::string& reference,
                                             const dockerfile::Platform& platform) {
   const std::string key = reference + " " + oci::to_string(platform);
+  // A parallel stage pulling the same reference: use what it brings.
+  wait_until([&] { return !m_fetching.contains(key); });
   const bool can_fetch = m_options.fetch_image && !m_fetched.contains(key);
-  if (can_fetch && m_options.always_fetch) {
+  const auto fetch = [&]() -> Result<void> {
     m_fetched.insert(key);
-    MB_TRY(m_options.fetch_image(reference, platform));
+    m_fetching.insert(key);
+    auto fetched = unlocked([&] { return m_options.fetch_image(reference, platform); });
+    m_fetching.erase(key);
+    m_changed.notify_all();
+    return fetched;
+  };
+  if (can_fetch && m_options.always_fetch) {
+    MB_TRY(fetch());
     return load_image(m_store, reference, platform);
   }
   auto loaded = load_image(m_store, reference, platform);
   if (loaded || loaded.error().code() != Code::not_found || !can_fetch) {
     return loaded;
   }
-  m_fetched.insert(key);
-  MB_TRY(m_options.fetch_image(reference, platform));
+  MB_TRY(fetch());
   return load_image(m_store, reference, platform);
 }
 
@@ -1238,7 +1391,9 @@ Result<void> Executor::ensure_rootfs(StageState& st) {
   }
   if (!m_vfs && m_options.mount_views) {
     // A view of the unpacked layers costs a mount; a copy costs every file of the image.
-    auto lowers = unpacked_lower_dirs(m_store, st.layers, st.builder.config().rootfs.diff_ids);
+    auto lowers = unlocked([&] {
+      return unpacked_lower_dirs(m_store, st.layers, st.builder.config().rootfs.diff_ids);
+    });
     MB_TRY(lowers);
     auto view = mount_view(*lowers);
     if (view) {
@@ -1252,7 +1407,10 @@ Result<void> Executor::ensure_rootfs(StageState& st) {
   }
   MB_TRY_ASSIGN(std::string rel, m_scratch->new_dir("rootfs"));
   const std::string dir = m_scratch->absolute(rel);
-  MB_TRY_CONTEXT(apply_layers(m_store, st.layers, st.builder.config().rootfs.diff_ids, dir),
+  MB_TRY_CONTEXT(unlocked([&] {
+                   return apply_layers(m_store, st.layers, st.builder.config().rootfs.diff_ids,
+                                       dir);
+                 }),
                  "materialise the root filesystem of stage " + std::to_string(st.stage->index));
   MB_TRY_ASSIGN(InRoot root, InRoot::open(dir, Resolution::auto_detect));
   st.rootfs_rel = rel;
@@ -1331,10 +1489,11 @@ Result<std::string> Executor::source_root(StageState& st, const std::string& fro
     } else {
       source->kind = SourceKind::image;
       source->image = from;
-      for (const auto& [index, state] : m_stages) {
-        if (state.stage->name == to_lower(from)) {
+      // Earlier stages only, as a Dockerfile's own COPY --from sees them.
+      for (const auto& candidate : m_plan.stages) {
+        if (candidate.index < st.stage->index && candidate.name == to_lower(from)) {
           source->kind = SourceKind::stage;
-          source->stage = index;
+          source->stage = candidate.index;
         }
       }
     }
@@ -1344,6 +1503,7 @@ Result<std::string> Executor::source_root(StageState& st, const std::string& fro
     return m_scratch->new_dir("scratch").map(
         [&](const std::string& rel) { return m_scratch->absolute(rel); });
   case SourceKind::stage: {
+    wait_for_stage(source->stage);
     const auto found = m_stages.find(source->stage);
     if (found == m_stages.end()) {
       return fail(Code::not_found, "COPY --from=" + from + ": stage " +
@@ -1387,11 +1547,11 @@ Result<oci::Descriptor> Executor::export_staging(const std::string& staging_rel,
   export_options.compression = m_options.compression;
   export_options.level = m_options.compression_level;
   export_options.source_date_epoch = m_options.source_date_epoch;
-  export_options.owners = std::move(owners);
+  export_options.owners = owners;
   MB_TRY_ASSIGN(auto writer, m_store.blobs().open_writer({}));
   MB_TRY_ASSIGN(layer::ExportResult exported,
-                layer::export_layer(staging, export_options, *writer));
-  MB_TRY_ASSIGN(store::BlobInfo info, writer->commit());
+                unlocked([&] { return layer::export_layer(staging, export_options, *writer); }));
+  MB_TRY_ASSIGN(store::BlobInfo info, unlocked([&] { return writer->commit(); }));
   for (const auto& warning : exported.warnings) {
     log(vertex, "warning: " + warning);
   }
@@ -1399,6 +1559,13 @@ Result<oci::Descriptor> Executor::export_staging(const std::string& staging_rel,
     return fail(Code::internal, "the layer writer reported " + exported.digest.to_string() +
                                     " but the store received " + info.digest.to_string());
   }
+  // The staging tree becomes the layer's unpacked tree, which the next RUN or view needs:
+  // unpacking the blob again would write every file a second time (bench/README.md, cold build).
+  MB_TRY(unlocked([&] {
+    return give_owners(staging, owners).and_then([&] {
+      return m_store.layers().adopt(exported.diff_id, staging);
+    });
+  }));
   oci::Descriptor descriptor;
   descriptor.media_type = exported.media_type;
   descriptor.digest = info.digest;
@@ -1488,7 +1655,6 @@ Result<void> Executor::workdir_step(StageState& st, const Command& command,
     oci::Digest diff_id;
     MB_TRY_ASSIGN(oci::Descriptor blob,
                   export_staging(staging_rel, owner, overrides, vertex, diff_id));
-    m_scratch->remove(staging_rel);
     st.layers.push_back(blob);
     st.builder.config().rootfs.diff_ids.push_back(diff_id);
     st.builder.add_workdir_history(workdir, true);
@@ -1638,7 +1804,8 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
     MB_TRY(ensure_rootfs(st));
     const BaseImage base = base_image_of(st.root);
     MB_TRY_ASSIGN(std::string staging_rel, m_scratch->new_dir("copy"));
-    auto copied = stage_copy(*source, step, base, m_scratch->absolute(staging_rel));
+    const std::string staging = m_scratch->absolute(staging_rel);
+    auto copied = unlocked([&] { return stage_copy(*source, step, base, staging); });
     if (!copied && from_context &&
         copied.error().message().find("not found in the build context") != std::string::npos) {
       return fail(missing_from_source(expanded, *from_context, copied.error()));
@@ -1666,7 +1833,6 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
     oci::Digest diff_id;
     MB_TRY_ASSIGN(oci::Descriptor blob,
                   export_staging(staging_rel, staged.owner, overrides, vertex, diff_id));
-    m_scratch->remove(staging_rel);
     const std::string created_by =
         is_add ? add_created_by(expanded.as<dockerfile::AddInstruction>())
                : copy_created_by(expanded.as<dockerfile::CopyInstruction>());
@@ -1706,7 +1872,7 @@ Result<void> Executor::fold_layers(StageState& st, std::size_t first, std::strin
     const std::vector<oci::Digest> base_ids(diff_ids.begin(),
                                             diff_ids.begin() + static_cast<long>(first));
     MB_TRY_ASSIGN(const std::vector<std::string> base_lowers,
-                  unpacked_lower_dirs(m_store, base_layers, base_ids));
+                  unlocked([&] { return unpacked_lower_dirs(m_store, base_layers, base_ids); }));
     const std::vector<oci::Descriptor> folded(st.layers.begin() + static_cast<long>(first),
                                               st.layers.end());
     const std::vector<oci::Digest> folded_ids(diff_ids.begin() + static_cast<long>(first),
@@ -1715,8 +1881,9 @@ Result<void> Executor::fold_layers(StageState& st, std::size_t first, std::strin
     export_options.compression = m_options.compression;
     export_options.level = m_options.compression_level;
     export_options.source_date_epoch = m_options.source_date_epoch;
-    MB_TRY_ASSIGN(SquashResult squashed,
-                  squash_layers(m_store, base_lowers, folded, folded_ids, export_options));
+    MB_TRY_ASSIGN(SquashResult squashed, unlocked([&] {
+                    return squash_layers(m_store, base_lowers, folded, folded_ids, export_options);
+                  }));
     for (const auto& warning : squashed.warnings) {
       log(vertex, "warning: " + warning);
     }
@@ -1764,7 +1931,14 @@ Result<BuildResult> Executor::finish(StageState& target) {
     for (const auto& [key, value] : m_options.labels) {
       config.config.labels[key] = value;
     }
-    config.created = history_time();
+    // The image was made when its latest step was, whichever stage ran it.
+    std::string created = history_time(target);
+    for (const auto& [index, state] : m_stages) {
+      if (!m_options.source_date_epoch && state.clock && *state.clock > created) {
+        created = *state.clock;
+      }
+    }
+    config.created = created;
     log(vertex, "exporting layers done");
 
     const std::string config_bytes = oci::serialize(config);

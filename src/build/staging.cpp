@@ -3,11 +3,14 @@
 #include "fs_ops.hpp"
 
 #include <minibuild/base/in_root.hpp>
+#include <minibuild/layer/apply.hpp>
 
 #include <algorithm>
 #include <cerrno>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
 
@@ -184,6 +187,124 @@ Result<void> StagingTree::finish() {
   }
   m_meta.clear();
   return {};
+}
+
+namespace {
+
+constexpr const char* k_capability_xattr = "security.capability";
+
+// give_owners(): a depth-first walk below the staging root (the root itself stands for "/",
+// whose owner a COPY layer does not write).
+class OwnerWalk {
+public:
+  OwnerWalk(std::string root, const layer::OwnerOverride& owners)
+      : m_root(std::move(root)), m_owners(owners) {}
+
+  Result<void> walk(int dir_fd, const std::string& rel) {
+    UniqueFd listing_fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!listing_fd) {
+      return fail_errno(errno, "open " + quoted_image(rel));
+    }
+    DIR* listing = ::fdopendir(listing_fd.get());
+    if (listing == nullptr) {
+      return fail_errno(errno, "list " + quoted_image(rel));
+    }
+    (void)listing_fd.release(); // closedir() owns it now
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(listing)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") {
+        names.push_back(name);
+      }
+    }
+    const int read_errno = errno;
+    ::closedir(listing);
+    if (read_errno != 0) {
+      return fail_errno(read_errno, "list " + quoted_image(rel));
+    }
+    for (const auto& name : names) {
+      const std::string child = join_path(rel, name);
+      struct stat st {};
+      if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return fail_errno(errno, "stat " + quoted_image(child));
+      }
+      MB_TRY(own(dir_fd, name, child, st));
+      if (S_ISDIR(st.st_mode)) {
+        UniqueFd sub(::openat(dir_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub) {
+          return fail_errno(errno, "open " + quoted_image(child));
+        }
+        MB_TRY(walk(sub.get(), child));
+      }
+    }
+    return {};
+  }
+
+private:
+  layer::EntryOwner owner_of(const std::string& rel) const {
+    const auto found = m_owners.by_path.find(rel);
+    if (found != m_owners.by_path.end()) {
+      return found->second;
+    }
+    return m_owners.all.value_or(layer::EntryOwner{});
+  }
+
+  Result<void> own(int dir_fd, const std::string& name, const std::string& rel,
+                   const struct stat& st) {
+    const layer::EntryOwner owner = owner_of(rel);
+    if (st.st_uid == owner.uid && st.st_gid == owner.gid) {
+      return {};
+    }
+    const bool regular = S_ISREG(st.st_mode);
+    std::string capability;
+    if (regular) {
+      char value[256];
+      const std::string path = m_root + "/" + rel;
+      const ssize_t size = ::lgetxattr(path.c_str(), k_capability_xattr, value, sizeof value);
+      if (size > 0) {
+        capability.assign(value, static_cast<std::size_t>(size));
+      }
+    }
+    if (::fchownat(dir_fd, name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != EINVAL && errno != EPERM) {
+        return fail_errno(errno, "chown " + quoted_image(rel));
+      }
+      // Single-id mode: the id does not exist here. Remember it as an unprivileged pull does.
+      if (regular || S_ISDIR(st.st_mode)) {
+        const std::string value = std::to_string(owner.uid) + ":" + std::to_string(owner.gid);
+        (void)::lsetxattr((m_root + "/" + rel).c_str(), layer::k_owner_xattr, value.data(),
+                          value.size(), 0);
+      }
+      return {};
+    }
+    if (S_ISLNK(st.st_mode)) {
+      return {};
+    }
+    if ((st.st_mode & (S_ISUID | S_ISGID)) != 0 &&
+        ::fchmodat(dir_fd, name.c_str(), st.st_mode & 07777, 0) != 0) {
+      return fail_errno(errno, "restore the mode of " + quoted_image(rel));
+    }
+    if (!capability.empty() && ::lsetxattr((m_root + "/" + rel).c_str(), k_capability_xattr,
+                                           capability.data(), capability.size(), 0) != 0) {
+      return fail_errno(errno, "restore the file capabilities of " + quoted_image(rel));
+    }
+    return {};
+  }
+
+  std::string m_root;
+  const layer::OwnerOverride& m_owners;
+};
+
+} // namespace
+
+Result<void> give_owners(const std::string& tree, const layer::OwnerOverride& owners) {
+  UniqueFd root(::open(tree.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return fail_errno(errno, "open staging directory \"" + tree + "\"");
+  }
+  OwnerWalk walk(tree, owners);
+  return walk.walk(root.get(), "");
 }
 
 } // namespace minibuild::build

@@ -10,6 +10,7 @@
 
 #include <minibuild/base/error.hpp>
 #include <minibuild/base/unique_fd.hpp>
+#include <minibuild/layer/id_map.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -74,5 +75,14 @@ private:
   std::set<std::string> m_base_dirs;
   std::uint64_t m_created = 0;
 };
+
+/// Gives every entry of the exported staging tree `tree` the owner its layer records
+/// (`owners.by_path`, else `owners.all`), so the tree can become the layer's unpacked lower
+/// dir (LayerStore::adopt) instead of being deleted and unpacked again from the blob. Entries
+/// already owned right are not touched. chown(2) clears set-id bits and drops
+/// security.capability, so both are put back. An id this user namespace cannot hold (single-id
+/// mode: EINVAL/EPERM) is recorded in layer::k_owner_xattr on directories and regular files, as
+/// an unprivileged pull does.
+Result<void> give_owners(const std::string& tree, const layer::OwnerOverride& owners);
 
 } // namespace minibuild::build

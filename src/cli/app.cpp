@@ -101,6 +101,10 @@ void add_build_options(CLI::App& command, BuildOptions& options) {
       .add_option("--squash-stage", options.squash_stages,
                   "Fold this stage's own layers into one (name or index; repeatable)")
       ->allow_extra_args(false);
+  command
+      .add_option("-j,--jobs", options.jobs,
+                  "Build at most N independent stages at once (default: the number of CPUs)")
+      ->check(CLI::Range(1u, 256u));
   command.add_flag("--push", options.push, "Push every -t name to its registry");
   command
       .add_option("-o,--output", options.outputs,

@@ -11,6 +11,7 @@
 #include "sandbox_options.hpp"
 #include "store_access.hpp"
 
+#include <minibuild/base/cpus.hpp>
 #include <minibuild/base/file.hpp>
 #include <minibuild/build/context.hpp>
 #include <minibuild/build/executor.hpp>
@@ -219,6 +220,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     executor_options.squash_stages.insert(std::move(stage));
   }
+  executor_options.jobs = options.jobs ? *options.jobs : usable_cpus();
   for (std::string stage : options.no_cache_filter) {
     std::transform(stage.begin(), stage.end(), stage.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

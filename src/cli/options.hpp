@@ -41,6 +41,7 @@ struct BuildOptions {
   bool squash = false;
   bool squash_all = false;                ///< --squash-all
   std::vector<std::string> squash_stages; ///< --squash-stage NAME, repeatable
+  std::optional<unsigned> jobs;           ///< --jobs N; unset: the CPUs this process may use
   bool push = false;
   std::vector<std::string> outputs; ///< --output type=...,dest=...
   std::string platform;             ///< --platform os/arch[/variant]

@@ -1,5 +1,7 @@
 #include "encoder.hpp"
 
+#include <minibuild/base/cpus.hpp>
+
 #include <zlib.h>
 #include <zstd.h>
 
@@ -9,7 +11,6 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <sched.h>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -461,20 +462,7 @@ Result<int> resolve_level(oci::Compression compression, std::optional<int> level
 }
 
 unsigned resolve_threads(unsigned threads) {
-  if (threads > 0) {
-    return threads;
-  }
-  // The affinity mask, not the machine's CPU count: a build limited with taskset or a cgroup
-  // cpuset should not start more workers than it may run.
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int count = CPU_COUNT(&set);
-    if (count > 0) {
-      return static_cast<unsigned>(count);
-    }
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return threads > 0 ? threads : usable_cpus();
 }
 
 Result<EncodedStream> encode_stream(const EncoderOptions& options, const Producer& produce,

@@ -60,8 +60,8 @@ class Store;
 namespace minibuild::build {
 
 /// Receives what the build is doing, in BuildKit's terms: numbered vertices (a FROM, a COPY, a
-/// WORKDIR, "exporting to image") that start, log lines, and finish or fail. Called from the
-/// executor's thread only.
+/// WORKDIR, "exporting to image") that start, log lines, and finish or fail. With parallel
+/// stages (ExecutorOptions::jobs) calls come from several threads, never two at once.
 class ProgressSink {
 public:
   virtual ~ProgressSink() = default;
@@ -125,6 +125,10 @@ struct ExecutorOptions {
   /// --debug-cache-key DIR: write the text behind every key to DIR/<key hex>.txt.
   std::string debug_cache_key_dir;
   ProgressSink* progress = nullptr; ///< may be null
+  /// --jobs: how many stages may build at once. Stages start in Dockerfile order once the
+  /// stages they use (FROM, COPY --from, RUN --mount from=) are built; 1 builds one stage after
+  /// the other. 0 means 1.
+  unsigned jobs = 1;
   /// Brings an image into the store (the registry pull): called with the reference as written
   /// in FROM or `COPY --from` and the stage's platform. Null: images must already be stored.
   std::function<Result<void>(const std::string& reference, const oci::Platform& platform)>

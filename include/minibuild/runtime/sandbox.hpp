@@ -107,7 +107,8 @@ struct SandboxExit {
   int signal = 0;    ///< the signal that ended it, or 0
 };
 
-/// Runs the spec and waits for the command. Blocking; call from one thread at a time. Every
+/// Runs the spec and waits for the command. Blocking; several threads may run steps at once
+/// (parallel stages), each its own. Every
 /// process of the step is gone when this returns, success or failure. Its mounts live in a
 /// mount namespace that no process is in any more; the kernel may still be tearing it down
 /// (that waits for an RCU grace period, ~20 ms), so before the upper dir is mounted again, as
@@ -121,8 +122,13 @@ struct SandboxExit {
 Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec);
 
 /// Waits until the mount namespaces of finished steps are torn down (their overlay mounts
-/// released). Cheap when there is nothing to wait for.
+/// released), those of other threads' steps included. Cheap when there is nothing to wait for.
 void finish_sandbox_teardown();
+
+/// Kills every running step (SIGKILL to its helper), without marking the process interrupted:
+/// their run_in_sandbox() calls fail (Code::sandbox, PID 1 ended without a status). For a build
+/// whose other stage failed.
+void cancel_running_sandboxes();
 
 /// Mounts a read-only overlay of `lowers` (TOP FIRST, at least one) on the existing directory
 /// `target`, with `userxattr`, through the new mount API (`lowerdir+`, Linux 6.8+: no page
