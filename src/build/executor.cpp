@@ -350,6 +350,8 @@ private:
                            std::string_view kind, const std::function<Result<void>()>& body);
   void remember_used(const StageState& st, const store::CacheEntry& entry);
   std::optional<oci::Digest> run_cache_key(const StageState& st, const Command& command);
+  /// The stat cache of the context (content digests by stat), loaded at its first use.
+  Result<void> load_stat_cache();
   Result<std::optional<oci::Digest>> copy_cache_key(const StageState& st, const Command& command,
                                                     const Instruction& expanded);
   Error missing_from_source(const Instruction& expanded, const BuildContext& source,
@@ -1028,10 +1030,27 @@ std::optional<oci::Digest> Executor::run_cache_key(const StageState& st, const C
                                                     : m_options.network;
   key.add("network", network == runtime::NetworkMode::none ? "none" : "host");
   for (const auto& mount : run.mounts) {
-    if (mount.type == dockerfile::MountType::bind && mount.from.empty()) {
-      return std::nullopt;
-    }
     key.add("mount", mount.spec);
+    if (mount.type == dockerfile::MountType::bind && mount.from.empty()) {
+      // The step reads the context below `source` as it is on disk (.dockerignore does not
+      // hide files from a bind mount): the key holds all of it, as a COPY of it would.
+      if (!load_stat_cache()) {
+        return std::nullopt; // no key: the step runs
+      }
+      ContextOptions options;
+      options.ignore = IgnoreFiles::none;
+      auto context = BuildContext::open(m_context.path(), options);
+      CopyStep whole;
+      whole.sources = {mount.source.empty() ? std::string(".") : mount.source};
+      whole.dest = "/mount/";
+      auto digest = context ? copy_sources_digest(*context, whole, &*m_stat_cache)
+                            : Result<oci::Digest>(fail(std::move(context).error()));
+      if (!digest) {
+        return std::nullopt; // the mount itself will report what is wrong
+      }
+      key.add("mount-context", digest->to_string());
+      continue;
+    }
     if (!mount.from.empty()) {
       // A stage's content is its key; an image is named (its digest is pinned by the store).
       std::string from_key = "image " + mount.from;
@@ -1740,6 +1759,18 @@ Error Executor::missing_from_source(const Instruction& expanded, const BuildCont
 // (copy_sources.hpp: paths, modes, content digests through the stat cache, the step's own
 // flags); from a stage, that stage's key; from an image, its reference; always the step's
 // expanded text and the workdir.
+Result<void> Executor::load_stat_cache() {
+  if (!m_stat_cache) {
+    const auto context_dir =
+        std::filesystem::absolute(m_context.path()).lexically_normal().string();
+    MB_TRY_ASSIGN(store::StatCache loaded,
+                  store::StatCache::load(store::StatCache::file_for(m_store.root(), context_dir),
+                                         m_build_start_ns));
+    m_stat_cache.emplace(std::move(loaded));
+  }
+  return {};
+}
+
 Result<std::optional<oci::Digest>> Executor::copy_cache_key(const StageState& st,
                                                             const Command& command,
                                                             const Instruction& expanded) {
@@ -1759,14 +1790,7 @@ Result<std::optional<oci::Digest>> Executor::copy_cache_key(const StageState& st
     key.add("from", from_key);
     return std::optional<oci::Digest>(dump_key(key));
   }
-  if (!m_stat_cache) {
-    const auto context_dir =
-        std::filesystem::absolute(m_context.path()).lexically_normal().string();
-    MB_TRY_ASSIGN(store::StatCache loaded,
-                  store::StatCache::load(store::StatCache::file_for(m_store.root(), context_dir),
-                                         m_build_start_ns));
-    m_stat_cache.emplace(std::move(loaded));
-  }
+  MB_TRY(load_stat_cache());
   const std::string workdir = st.builder.config().config.working_dir;
   const CopyStep step = is_add
                             ? CopyStep::from(expanded.as<dockerfile::AddInstruction>(), workdir)

@@ -49,12 +49,14 @@ public:
   void log(int, std::string_view line) override { lines.emplace_back(line); }
   void done(int, std::chrono::nanoseconds) override { ++finished; }
   void failed(int, const Error& error) override { errors.push_back(error.message()); }
+  void cached(int) override { ++hits; }
 
   std::vector<std::string> names;
   std::vector<int> ids;
   std::vector<std::string> lines;
   std::vector<std::string> errors;
   int finished = 0;
+  int hits = 0; ///< vertices answered by the build cache
 };
 
 struct Fixture {
@@ -562,6 +564,40 @@ TEST_CASE("executor: RUN writes a layer with what the command created") {
   REQUIRE(copied.size() == 1);
   CHECK(copied[0].path == "copy.txt");
   CHECK(copied[0].content == "made 1\n");
+}
+
+TEST_CASE("executor: a RUN that binds the context is keyed on the files below its source") {
+  Fixture f;
+  if (!run_steps_possible(f)) {
+    return;
+  }
+  make_dir(f.context + "/src");
+  f.file("src/input.txt", "one\n");
+  f.file("other.txt", "unrelated\n");
+  const std::string dockerfile =
+      "FROM scratch\n"
+      "COPY rootfs/ /\n"
+      "RUN --mount=type=bind,source=src,target=/in cat /in/input.txt > /out.txt\n";
+  const auto build = [&](int expected_hits) {
+    RecordingProgress progress;
+    ExecutorOptions options = at_epoch(1700000000);
+    options.progress = &progress;
+    const auto result = f.must_build(dockerfile, options);
+    CHECK(progress.hits == expected_hits);
+    REQUIRE(result.manifest.layers.size() == 2);
+    const auto entries = f.entries(result.manifest.layers[1]);
+    REQUIRE(entries.size() == 1);
+    return entries[0].content;
+  };
+  CHECK(build(0) == "one\n");
+  // Nothing changed: COPY and RUN are both answered by the cache.
+  CHECK(build(2) == "one\n");
+  // A file outside the mount's source changes neither key.
+  f.file("other.txt", "changed\n");
+  CHECK(build(2) == "one\n");
+  // A file below it reruns the RUN (the COPY of rootfs/ still hits).
+  f.file("src/input.txt", "two\n");
+  CHECK(build(1) == "two\n");
 }
 
 TEST_CASE("executor: RUN heredocs: alone the body is the script, with a command its stdin") {
