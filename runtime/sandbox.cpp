@@ -54,6 +54,9 @@ struct ChildFailure {
   char syscall[24] = {};
   char path[360] = {};
 };
+// The step name of the overlay root mount: its failure is tagged k_overlay_refused.
+constexpr const char* k_overlay_step = "mount the overlay root filesystem";
+
 static_assert(sizeof(ChildFailure) <= PIPE_BUF);
 
 struct ChildContext {
@@ -307,10 +310,10 @@ private:
     // MINIBUILD_NO_OVERLAY=1 plays a kernel that refuses overlay in a user namespace, so the
     // vfs fallback is tested everywhere (as MINIBUILD_NO_OPENAT2 does for openat2).
     if (m_plan.refuse_overlay) {
-      fail("mount the overlay root filesystem", "mount", m_plan.scratch + "/" + k_root_dir, EPERM);
+      fail(k_overlay_step, "mount", m_plan.scratch + "/" + k_root_dir, EPERM);
     }
     if (::mount("overlay", target.c_str(), "overlay", 0, m_plan.overlay_data.c_str()) != 0) {
-      fail("mount the overlay root filesystem", "mount", m_plan.scratch + "/" + k_root_dir);
+      fail(k_overlay_step, "mount", m_plan.scratch + "/" + k_root_dir);
     }
   }
 
@@ -837,14 +840,19 @@ Error failure_error(const ChildFailure& failure) {
                         (path.empty() ? std::string() : " " + path) + ": " +
                         std::strerror(failure.sys_errno);
   if (failure.kind == FailureKind::not_found) {
-    return Error(Code::not_found, "exec " + path + ": executable file not found in $PATH");
+    return Error(Code::not_found, "exec " + path + ": executable file not found in $PATH")
+        .tagged(k_command_not_found);
   }
   if (failure.kind == FailureKind::exec) {
-    return Error(Code::build_failed, "exec " + path + ": " + std::strerror(failure.sys_errno));
+    return Error(Code::build_failed, "exec " + path + ": " + std::strerror(failure.sys_errno))
+        .tagged(k_command_not_executable);
   }
   const std::string hint = hint_for(failure);
   if (!hint.empty()) {
     message += "; " + hint;
+  }
+  if (std::string_view(failure.step) == k_overlay_step) {
+    return Error(Code::sandbox, message).tagged(k_overlay_refused);
   }
   return Error(Code::sandbox, message);
 }

@@ -69,6 +69,11 @@ Error&& Error::with_code(Code code) && {
   return std::move(*this);
 }
 
+Error&& Error::tagged(std::string_view tag) && {
+  m_tag = std::string(tag);
+  return std::move(*this);
+}
+
 std::string Error::what() const {
   std::string text;
   if (m_location) {

@@ -342,17 +342,19 @@ Result<std::vector<Item>> Selector::expand(std::size_t index) {
     auto located = m_ctx.root.locate(rel, FollowFinal::yes);
     if (!located) {
       if (missing(located.error())) {
-        return fail(Code::build_failed, quoted(source) + " not found in the build context");
+        return fail(Error(Code::build_failed, quoted(source) + " not found in the build context")
+                        .tagged(k_source_not_found));
       }
       return fail(std::move(located).error());
     }
     Item item{index, rel, std::move(*located), {}, {}};
     MB_TRY_ASSIGN(bool keep, keep_item(item));
     if (!keep) {
-      return fail(Code::build_failed, quoted(source) +
-                                          " not found in the build context: it is "
-                                          "excluded by " +
-                                          quoted(m_ctx.ignore_file));
+      return fail(Error(Code::build_failed, quoted(source) +
+                                                " not found in the build context: it is "
+                                                "excluded by " +
+                                                quoted(m_ctx.ignore_file))
+                      .tagged(k_source_not_found));
     }
     items.push_back(std::move(item));
     return items;
@@ -465,7 +467,8 @@ Result<std::vector<Item>> Selector::expand_parents(std::size_t index) {
     }
   }
   if (required && items.empty()) {
-    return fail(Code::build_failed, quoted(source) + " not found in the build context");
+    return fail(Error(Code::build_failed, quoted(source) + " not found in the build context")
+                    .tagged(k_source_not_found));
   }
   return items;
 }

@@ -992,8 +992,7 @@ Result<void> Executor::run_step_once(StageState& st, const Command& command, int
       auto ran = run_step_with(st, command, vertex, false);
       // Kernels before 5.11 refuse overlay in a user namespace: fall back to copies once.
       if (ran || m_options.storage_driver != StorageDriver::auto_ ||
-          ran.error().code() != Code::sandbox ||
-          ran.error().message().find("mount the overlay root filesystem") == std::string::npos) {
+          !ran.error().has_tag(runtime::k_overlay_refused)) {
         return ran;
       }
       log(vertex, "notice: overlayfs refused (" + ran.error().message() +
@@ -1830,8 +1829,7 @@ Result<void> Executor::copy_step(StageState& st, const Command& command,
     MB_TRY_ASSIGN(std::string staging_rel, m_scratch->new_dir("copy"));
     const std::string staging = m_scratch->absolute(staging_rel);
     auto copied = unlocked([&] { return stage_copy(*source, step, base, staging); });
-    if (!copied && from_context &&
-        copied.error().message().find("not found in the build context") != std::string::npos) {
+    if (!copied && from_context && copied.error().has_tag(k_source_not_found)) {
       return fail(missing_from_source(expanded, *from_context, copied.error()));
     }
     MB_TRY_ASSIGN(StagedCopy staged, std::move(copied));

@@ -91,8 +91,7 @@ Result<int> run_image(store::Store& store, const std::string& reference,
   spec.stderr_fd = STDERR_FILENO;
   auto exit = runtime::run_in_sandbox(spec);
   if (!exit && options.storage_driver == StorageDriver::auto_ &&
-      exit.error().code() == Code::sandbox &&
-      exit.error().message().find("mount the overlay root filesystem") != std::string::npos) {
+      exit.error().has_tag(runtime::k_overlay_refused)) {
     // The kernel refuses overlay here: run on a copy (docs/run.md, "Storage drivers").
     std::fprintf(stderr, "minibuild: notice: overlayfs refused (%s); using a copy of the image\n",
                  exit.error().message().c_str());

@@ -1,6 +1,7 @@
 #include "stored_image.hpp"
 
 #include <minibuild/build/executor.hpp>
+#include <minibuild/build/run_image.hpp>
 #include <minibuild/layer/apply.hpp>
 #include <minibuild/oci/index.hpp>
 
@@ -50,7 +51,8 @@ Result<LoadedImage> load_image(store::Store& store, const std::string& reference
     }
   }
   if (!found) {
-    return fail(Code::not_found, "image " + reference + " is not in the local store");
+    return fail(Error(Code::not_found, "image " + reference + " is not in the local store")
+                    .tagged(k_image_not_stored));
   }
   MB_TRY_ASSIGN(std::string bytes, read_blob(store, image.manifest_digest, "manifest"));
   auto manifest = oci::parse<oci::ImageManifest>(bytes);

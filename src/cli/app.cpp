@@ -382,9 +382,10 @@ int run(int argc, char* argv[]) {
     }
     outcome = fail(std::move(exit_code).error());
     // As `docker run`: a command that cannot be found or executed exits 127 or 126.
-    if (outcome.error().message().rfind("exec ", 0) == 0) {
+    const bool not_found = outcome.error().has_tag(runtime::k_command_not_found);
+    if (not_found || outcome.error().has_tag(runtime::k_command_not_executable)) {
       std::fputs(format_error(outcome.error(), {}).c_str(), stderr);
-      return outcome.error().code() == Code::not_found ? 127 : 126;
+      return not_found ? 127 : 126;
     }
   }
   if (outcome) {

@@ -50,8 +50,7 @@ Result<int> run_run(Context& context, const RunCommandOptions& options) {
     MB_TRY(pull());
   }
   auto result = build::run_image(*store, options.image, run_options);
-  const bool missing = !result && result.error().code() == Code::not_found &&
-                       result.error().message().find("not in the local store") != std::string::npos;
+  const bool missing = !result && result.error().has_tag(build::k_image_not_stored);
   if (missing && options.pull == "missing") {
     MB_TRY(pull());
     result = build::run_image(*store, options.image, run_options);

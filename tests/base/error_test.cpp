@@ -46,3 +46,16 @@ TEST_CASE("from_errno names the cause and maps ENOENT to not_found") {
   CHECK(missing.message() == "open \"/nope\": No such file or directory");
   CHECK(Error::from_errno(EACCES, "open").code() == Code::io);
 }
+
+TEST_CASE("a tag marks the cause for callers and survives context, location and code changes") {
+  constexpr std::string_view k_refused = "test.refused";
+  Error error = Error(Code::sandbox, "mount: Operation not permitted").tagged(k_refused);
+  error.wrap("run step").at({"Dockerfile", 4, 1, 4});
+  Error recoded = std::move(error).with_code(Code::build_failed);
+  CHECK(recoded.has_tag(k_refused));
+  CHECK_FALSE(recoded.has_tag("test.other"));
+  // The tag is not part of the text people read.
+  CHECK(recoded.what() == "Dockerfile:4:1: run step: mount: Operation not permitted");
+  CHECK_FALSE(Error(Code::sandbox, "test.refused").has_tag(k_refused));
+  CHECK_FALSE(Error(Code::sandbox, "x").has_tag(""));
+}

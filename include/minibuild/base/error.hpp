@@ -77,6 +77,13 @@ public:
   /// Changes the code, for a caller that knows better (an io error reading a Dockerfile is a
   /// not_found for the user).
   Error&& with_code(Code code) &&;
+  /// Marks the error with a machine-readable cause, for the callers that decide on it (fall
+  /// back to copies when overlayfs is refused, pull when an image is not stored): the module
+  /// that raises it declares the tag as a constant next to its interface. Messages are for
+  /// people; code never searches them.
+  Error&& tagged(std::string_view tag) &&;
+  /// Whether tagged(`tag`) was called on this error (wrap() and at() keep the tag).
+  bool has_tag(std::string_view tag) const { return !m_tag.empty() && m_tag == tag; }
 
   /// The full text: "file:line:col: ctx1: ctx2: message" (location first when present).
   std::string what() const;
@@ -85,6 +92,7 @@ private:
   Code m_code;
   int m_errno = 0;
   std::string m_message;
+  std::string m_tag;
   std::vector<std::string> m_context;
   std::optional<SourceRange> m_location;
 };

@@ -54,6 +54,10 @@
 
 namespace minibuild::build {
 
+/// Error tag (Error::has_tag) of a COPY/ADD source missing from its context (or excluded by
+/// .dockerignore); a `COPY --from` caller turns it into a report of what the stage holds.
+inline constexpr std::string_view k_source_not_found = "copy.source-not-found";
+
 enum class CopyKind { copy, add };
 
 /// One COPY or ADD, with variables already expanded (dockerfile::expand_instruction).

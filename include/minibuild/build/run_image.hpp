@@ -21,6 +21,10 @@ class Store;
 
 namespace minibuild::build {
 
+/// Error tag (Error::has_tag) of a reference the store does not hold (Code::not_found): the
+/// caller may pull it and try again.
+inline constexpr std::string_view k_image_not_stored = "build.image-not-stored";
+
 struct RunImageOptions {
   /// Replaces the image's Cmd when not empty (Docker's `docker run IMAGE CMD...`).
   std::vector<std::string> command;

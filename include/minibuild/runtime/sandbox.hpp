@@ -101,6 +101,14 @@ struct SandboxSpec {
   std::function<void(std::string_view chunk)> output;
 };
 
+/// Error tags (Error::has_tag) of run_in_sandbox() failures that callers decide on.
+/// The kernel refused the overlay root (callers with the auto storage driver fall back to vfs).
+inline constexpr std::string_view k_overlay_refused = "sandbox.overlay-refused";
+/// The command is not in the container (Code::not_found; `docker run` exits 127).
+inline constexpr std::string_view k_command_not_found = "sandbox.command-not-found";
+/// The command exists but cannot be executed (`docker run` exits 126).
+inline constexpr std::string_view k_command_not_executable = "sandbox.command-not-executable";
+
 /// How the command ended.
 struct SandboxExit {
   int exit_code = 0; ///< the command's exit status, or 128 + signal
