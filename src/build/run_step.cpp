@@ -1,6 +1,7 @@
 #include "run_step.hpp"
 
 #include <minibuild/base/unique_fd.hpp>
+#include <minibuild/layer/apply.hpp>
 #include <minibuild/store/store.hpp>
 
 #include <algorithm>
@@ -82,9 +83,13 @@ Result<std::vector<std::string>> unpacked_lower_dirs(store::Store& store,
                                    " layers but its config lists " +
                                    std::to_string(diff_ids.size()) + " diffIDs");
   }
+  // As a pull unpacks: an owner this user namespace cannot hold is remembered in an xattr, so
+  // a COPY onto the layer's directories still knows who owns them (single-id mode).
+  layer::ApplyOptions options;
+  options.record_owners = true;
   std::vector<std::string> lowers;
   for (std::size_t i = diff_ids.size(); i-- > 0;) {
-    MB_TRY(store.layers().unpack_blob(diff_ids[i], store.blobs(), layers[i]));
+    MB_TRY(store.layers().unpack_blob(diff_ids[i], store.blobs(), layers[i], options));
     lowers.push_back(store.layers().lower_dir(diff_ids[i]));
   }
   return lowers;
