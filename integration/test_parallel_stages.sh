@@ -7,14 +7,18 @@
 # - the stage that uses both waits for them (its COPY --from sees their files);
 # - a rebuild is fully CACHED and gives the same manifest digest;
 # - a failing stage stops the other one at once: its running step is killed and reported
-#   cancelled, the build names the failing line, and nothing is left running or in tmp/.
+#   cancelled, the build names the failing line, and nothing is left running or in tmp/;
+# - the stages meet the rootless ways too: a user with a subordinate id range, and uid 65534
+#   with the single-id map (users_lib.sh).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/registry_lib.sh"
 source "$(dirname "$0")/images_lib.sh"
+source "$(dirname "$0")/users_lib.sh"
 registry_require_tools
 images_require_tools
-[ "$(id -u)" -eq 0 ] || skip "needs root (RUN steps with the root way)"
+users_require_tools
+ways_setup minibuild-it-par
 
 registry_start REG plain
 make_busybox_image "$REG_ADDR" test/busybox:1
@@ -103,5 +107,19 @@ left=$(find "$work_dir/sf/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 expect_equal "$left" 0 "the store's tmp/ is empty"
 run_mb --root "$work_dir/sf" fsck
 expect_rc 0 "fsck after the failed parallel build"
+
+# ---- the rootless ways ----
+for way in sub single; do
+  if [[ " $WAYS " != *" $way "* ]]; then
+    echo "skipped: $way: $(way_skip_reason "$way")"
+    continue
+  fi
+  rendezvous_dockerfile "$work_dir/ctx-$way" "meet-$way"
+  chmod -R a+rX "$work_dir/ctx-$way"
+  mb "$way" build --progress plain --jobs 2 -t par:1 "$work_dir/ctx-$way"
+  expect_rc 0 "$way: --jobs 2: stages a and b meet"
+  mb "$way" run --rm par:1 cat /ab
+  expect_equal "$out" $'from-a\nfrom-b' "$way: the last stage copied both stages' results"
+done
 
 finish
