@@ -1246,10 +1246,6 @@ Result<Executor::RunMounts> Executor::run_mounts(StageState& st, const Command& 
       mount.options = flag.size ? "size=" + std::to_string(*flag.size) : "";
       break;
     case dockerfile::MountType::bind: {
-      if (!flag.read_only) {
-        return fail(Code::unsupported,
-                    "--mount=" + flag.spec + ": read-write bind mounts are not supported yet");
-      }
       std::string root = std::filesystem::absolute(m_context.path()).lexically_normal().string();
       if (!flag.from.empty()) {
         MB_TRY_ASSIGN(root, source_root(st, flag.from, command.instruction.location));
@@ -1268,6 +1264,27 @@ Result<Executor::RunMounts> Executor::run_mounts(StageState& st, const Command& 
       }
       mount.source = root + "/" + found->physical;
       mount.read_only = true;
+      if (!flag.read_only) {
+        // `rw` (BuildKit): the step may write, and its writes are thrown away with the step.
+        // It gets a copy of the source, made by the copy engine as `COPY <source> /` would.
+        ContextOptions options;
+        options.ignore = IgnoreFiles::none;
+        MB_TRY_ASSIGN(BuildContext source_context, BuildContext::open(root, options));
+        CopyStep whole;
+        whole.sources = {rel.empty() ? std::string(".") : rel};
+        whole.dest = "/";
+        const std::string copy = run_dir + "/bind-" + std::to_string(++counter);
+        if (::mkdir(copy.c_str(), 0755) != 0) {
+          return fail_errno(errno, "mkdir \"" + copy + "\"");
+        }
+        MB_TRY_CONTEXT(
+            unlocked([&] { return stage_copy(source_context, whole, BaseImage{}, copy); }),
+            "--mount=" + flag.spec + ": copy the source for a writable bind mount");
+        // A file lands under its name as written (a symlink source is copied as its target).
+        const std::string name = std::filesystem::path(rel).lexically_normal().filename();
+        mount.source = S_ISDIR(found->st.st_mode) ? copy : copy + "/" + name;
+        mount.read_only = false;
+      }
       break;
     }
     case dockerfile::MountType::cache: {

@@ -600,6 +600,31 @@ TEST_CASE("executor: a RUN that binds the context is keyed on the files below it
   CHECK(build(1) == "two\n");
 }
 
+TEST_CASE("executor: a writable bind mount takes the step's writes and throws them away") {
+  Fixture f;
+  if (!run_steps_possible(f)) {
+    return;
+  }
+  make_dir(f.context + "/src");
+  f.file("src/input.txt", "one\n");
+  f.file("notes.txt", "note\n");
+  const auto result = f.must_build(
+      "FROM scratch\n"
+      "COPY rootfs/ /\n"
+      "RUN --mount=type=bind,source=src,target=/in,rw "
+      "echo scribble > /in/input.txt && echo new > /in/new.txt && cat /in/new.txt > /out.txt\n"
+      "RUN --mount=type=bind,source=notes.txt,target=/notes,rw "
+      "echo more >> /notes && cat /notes >> /out.txt\n",
+      at_epoch(1700000000));
+  REQUIRE(result.manifest.layers.size() == 3);
+  CHECK(f.paths(result.manifest.layers[1]) == std::vector<std::string>{"out.txt"});
+  CHECK(f.entries(result.manifest.layers[2])[0].content == "new\nnote\nmore\n");
+  // The context is untouched.
+  CHECK(testing::slurp(f.context + "/src/input.txt") == "one\n");
+  CHECK_FALSE(testing::exists(f.context + "/src/new.txt"));
+  CHECK(testing::slurp(f.context + "/notes.txt") == "note\n");
+}
+
 TEST_CASE("executor: RUN heredocs: alone the body is the script, with a command its stdin") {
   Fixture f;
   if (!run_steps_possible(f)) {
