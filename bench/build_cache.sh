@@ -252,7 +252,7 @@ done
 # Untimed: what the cached rebuild ran (every keyed step must say CACHED, none may run).
 round=$rounds
 mb build --progress=plain -t bench/app:1 "$ctx" >"$workdir/plain.log" 2>&1
-keyed_steps=$(grep -cE '^#[0-9]+ \[ *[0-9]+/[0-9]+\] (RUN|COPY|ADD|WORKDIR) ' "$workdir/plain.log" || true)
+keyed_steps=$(grep -cE '^#[0-9]+ \[[0-9]+/[0-9]+\] STEP [0-9]+/[0-9]+: (RUN|COPY|ADD|WORKDIR) ' "$workdir/plain.log" || true)
 cached_steps=$(grep -cE '^#[0-9]+ CACHED$' "$workdir/plain.log" || true)
 if [[ $keyed_steps -eq 0 || $cached_steps -ne $keyed_steps ]]; then
   problems+=("minibuild's cached rebuild: $cached_steps of $keyed_steps steps CACHED ($workdir/plain.log)")

@@ -55,6 +55,18 @@ expect_rc 0 "build FROM scratch with three outputs"
   exit
 }
 
+# ---- --progress plain: "#N [S/T] STEP I/J: INSTRUCTION", buildah's numbering (docs/cli.md) ----
+# Every instruction counts (FROM is 1); ENV, LABEL ... only change the config and print no line.
+expect_equal "$(grep -E '^#[0-9]+ \[' <<<"$err")" "$(printf '%s\n' \
+  '#1 [1/1] STEP 1/14: FROM scratch' \
+  '#2 [1/1] STEP 2/14: COPY busybox /bin/busybox' \
+  '#3 [1/1] STEP 3/14: COPY etc/greeting /etc/greeting' \
+  '#4 [1/1] STEP 4/14: COPY --chmod=0750 run.sh /usr/local/bin/run.sh' \
+  '#5 [1/1] STEP 8/14: WORKDIR /srv/app')" "plain progress: one numbered line per step"
+expect_equal "$(grep -cE '^#[1-6] DONE [0-9]+\.[0-9]s$' <<<"$err")" 6 \
+  "plain progress: the 5 steps and the export each end with #N DONE"
+expect_contains "$err" "#6 exporting to image" "plain progress: the export is vertex #6"
+
 # ---- the OCI layout, read by umoci and skopeo ----
 layout="$out1/layout"
 expect_equal "$(json_get "$layout/oci-layout" 'd["imageLayoutVersion"]')" "1.0.0" \
@@ -196,6 +208,9 @@ mkdir -p "$out2"
 SOURCE_DATE_EPOCH=1700000000 run_mb --root "$root2" build -t app:1 --progress quiet \
   --output "type=oci-archive,dest=$out2/app.oci.tar" "$ctx"
 expect_rc 0 "second build"
+expect_equal "$err" "" "--progress quiet: nothing on stderr"
+expect_equal "$out" "$(json_get "$out1/layout/blobs/sha256/${manifest_digest#sha256:}" \
+  'd["config"]["digest"]')" "--progress quiet: the image id on stdout"
 # A third build writes into the first build's layout under two tags: "1" replaced, "2" added.
 SOURCE_DATE_EPOCH=1700000000 run_mb --root "$root2" build -t app:1 -t app:2 --progress quiet \
   --output "type=oci,dest=$layout" "$ctx"

@@ -221,8 +221,10 @@ struct StageState {
   /// `root` is a read-only overlay view of the stage's unpacked layers (mount_view), not a
   /// copy: it is dropped, not updated, when a layer is added.
   bool root_is_view = false;
-  // BuildKit's progress prefix: "[name index/total] ".
+  /// The stage as people name it ("builder", "stage-1"); empty in a one-stage build.
   std::string display;
+  /// The step being dispatched (FROM is 1, then each trigger and instruction, as buildah
+  /// counts) and how many the stage has: the "STEP I/J" of progress names (step_name).
   int step_index = 0;
   int step_total = 0;
   /// The cache key of the stage's filesystem so far (docs/cache.md): the parent of the next
@@ -378,6 +380,7 @@ private:
   std::set<int> m_cached_vertices; ///< vertices answered by the cache (already reported)
   std::map<std::string, store::CacheEntry> m_imported; ///< --cache-from entries by key
   std::vector<BuildResult::UsedEntry> m_used_entries;  ///< for --cache-to
+  std::set<std::string> m_used_cache_mounts;           ///< ids, for --cache-to cache-mounts=true
   std::vector<std::string> m_views; ///< mounted overlay views (absolute), unmounted at the end
   bool m_options_views_refused = false;
   /// Content digests of context files by stat, loaded at the first COPY, saved at the end.
@@ -589,25 +592,21 @@ void Executor::end_vertex(int vertex, const Result<void>& outcome) {
   }
 }
 
-// BuildKit's prefixCommand: "[stage-1 2/5] " (the index padded to the width of the total),
-// "ONBUILD " for a trigger, nothing at all for a stage without counted steps.
+// buildah's numbering (docs/cli.md, "Progress"): "[2/3] STEP 4/7: RUN make", the stage among
+// the stages built and the step within the stage, "ONBUILD " before a trigger. Always with the
+// stage counter, even for one stage, so that a log has one shape to grep.
 std::string Executor::step_name(StageState& st, std::string_view text, bool onbuild) {
   if (st.step_total == 0) {
     return std::string(text);
   }
-  ++st.step_index;
-  const int width = static_cast<int>(1 + std::log10(static_cast<double>(st.step_total)));
-  char counter[48];
-  std::snprintf(counter, sizeof(counter), "%*d/%d] ", width, st.step_index, st.step_total);
-  std::string out = "[";
-  if (!st.display.empty()) {
-    out += st.display + " ";
-  }
-  out += counter;
-  if (onbuild) {
-    out += "ONBUILD ";
-  }
-  return out + std::string(text);
+  const auto position =
+      std::find_if(m_plan.stages.begin(), m_plan.stages.end(),
+                   [&](const PlanStage& s) { return s.index == st.stage->index; });
+  char counter[96];
+  std::snprintf(counter, sizeof(counter),
+                "[%d/%zu] STEP %d/%d: ", static_cast<int>(position - m_plan.stages.begin()) + 1,
+                m_plan.stages.size(), st.step_index, st.step_total);
+  return counter + std::string(onbuild ? "ONBUILD " : "") + std::string(text);
 }
 
 // The instruction as written with variables expanded, as BuildKit names its vertices
@@ -824,22 +823,26 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
     commands.push_back({instruction, false});
   }
 
-  // Progress names: BuildKit counts FROM <image>, every trigger, COPY, ADD, RUN and WORKDIR.
+  // Progress names count as buildah does: FROM, every trigger, every instruction. Every stage
+  // opens with its FROM line, which alone carries the stage's name (docs/cli.md, "Progress").
   st.display = m_plan.stage_count <= 1 ? std::string()
                : !stage.name.empty()   ? stage.name
                                        : "stage-" + std::to_string(stage.index);
-  st.step_total = (image ? 1 : 0) + static_cast<int>(triggers.size());
-  for (const auto& instruction : stage.instructions) {
-    const auto kind = instruction.kind();
-    if (kind == InstructionKind::copy || kind == InstructionKind::add ||
-        kind == InstructionKind::run || kind == InstructionKind::workdir) {
-      ++st.step_total;
+  st.step_total = 1 + static_cast<int>(commands.size());
+  st.step_index = 1;
+  {
+    std::string from = "FROM scratch";
+    if (image) {
+      from = "FROM " + image->reference + "@" + image->manifest_digest.to_string();
+    } else if (stage.base.kind == SourceKind::stage) {
+      const PlanStage* base = m_plan.stage(stage.base.stage);
+      from = "FROM " + (base != nullptr && !base->name.empty() ? base->name
+                                                               : std::to_string(stage.base.stage));
     }
-  }
-  if (image) {
-    const int vertex = start_vertex(step_name(
-        st, "FROM " + image->reference + "@" + image->manifest_digest.to_string(), false));
-    end_vertex(vertex, {});
+    if (!stage.name.empty()) {
+      from += " AS " + stage.name;
+    }
+    end_vertex(start_vertex(step_name(st, from, false)), {});
   }
 
   st.base_layers = st.layers.size();
@@ -860,6 +863,7 @@ Result<void> Executor::run_stage(const PlanStage& stage) {
       return fail(Code::interrupted, "stopped: another stage failed");
     }
     st.builder.set_history_time(history_time(st));
+    ++st.step_index; // its "STEP I/J" (step_name)
     auto outcome = dispatch(st, command);
     if (!outcome) {
       return fail(std::move(outcome).error().at(command.instruction.location));
@@ -958,6 +962,13 @@ Result<void> Executor::run_step(StageState& st, const Command& command) {
     }
     if (m_options.storage_driver == StorageDriver::vfs) {
       m_vfs = true;
+    }
+    // Cache mounts the build uses travel with --cache-to ...,cache-mounts=true, whether the
+    // step runs or hits: a fully cached build must not drop them from the exported cache.
+    for (const auto& flag : run.mounts) {
+      if (flag.type == dockerfile::MountType::cache) {
+        m_used_cache_mounts.insert(flag.id.empty() ? flag.target : flag.id);
+      }
     }
     return cached_step(st, run_cache_key(st, command), vertex, "run",
                        [&] { return run_step_once(st, command, vertex); });
@@ -2005,6 +2016,7 @@ Result<BuildResult> Executor::finish(StageState& target) {
     result.manifest = std::move(manifest);
     result.config = std::move(config);
     result.cache_entries = m_used_entries;
+    result.cache_mounts.assign(m_used_cache_mounts.begin(), m_used_cache_mounts.end());
     return {};
   }();
   end_vertex(vertex, outcome);

@@ -1,5 +1,6 @@
 // Argument parsing and dispatch. Every command returns Result<void>-like status through
 // run_command; only this file turns an Error into text on stderr and an exit code.
+#include "command_cache.hpp"
 #include "command_store.hpp"
 #include "commands.hpp"
 #include "diagnostics.hpp"
@@ -311,6 +312,17 @@ int run(int argc, char* argv[]) {
                           "Then remove the least recently used until layers fit (e.g. 10GB)");
   cache_prune->add_flag("-a,--all", cache_prune_options.all,
                         "Remove every entry and RUN --mount=type=cache directory");
+  CacheGcOptions cache_gc_options;
+  auto* cache_gc =
+      cache->add_subcommand("gc", "Remove old entries from a shared cache (--cache-to artifact)");
+  cache_gc
+      ->add_option("target", cache_gc_options.target,
+                   "REG/REPO[:TAG], type=registry,ref=REF or type=local,src=DIR[,tag=T]")
+      ->required();
+  cache_gc
+      ->add_option("--keep-duration", cache_gc_options.keep_duration,
+                   "Remove entries last used longer ago than this (e.g. 168h, 7d)")
+      ->required();
 
   std::vector<std::string> args = with_implicit_build(argc, argv);
   if (args.size() == 1) {
@@ -367,6 +379,8 @@ int run(int argc, char* argv[]) {
     outcome = run_cache_ls(context, cache_ls_options);
   } else if (cache_prune->parsed()) {
     outcome = run_cache_prune(context, cache_prune_options);
+  } else if (cache_gc->parsed()) {
+    outcome = run_cache_gc(context, cache_gc_options);
   } else if (pull->parsed()) {
     outcome = run_pull(context, pull_options);
   } else if (push->parsed()) {

@@ -242,7 +242,9 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   build::PlainProgress plain_progress(stderr);
   std::optional<TtyProgress> tty_progress;
   if (tty_view) {
-    tty_progress.emplace(stderr, TtyProgress::Options{{}, 0, 0, std::nullopt, Ticker::yes});
+    TtyProgress::Options tty_options;
+    tty_options.ticker = Ticker::yes;
+    tty_progress.emplace(stderr, std::move(tty_options));
   }
   RecordingProgress progress(tty_progress ? static_cast<build::ProgressSink&>(*tty_progress)
                                           : plain_progress);
@@ -271,12 +273,33 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   };
   if (options.pull != "never") {
     executor_options.always_fetch = options.pull == "always";
+    // The pull's progress follows the build's: a vertex of the live view (its own redrawn
+    // block would fight the view's), plain lines otherwise (even on a terminal), or nothing.
     executor_options.fetch_image = [&](const std::string& reference_text,
                                        const oci::Platform& platform) -> Result<void> {
       MB_TRY_ASSIGN(registry::Reference reference, registry::parse_reference(reference_text));
       MB_TRY_ASSIGN(RegistryAccess * registries, registry_access());
-      MB_TRY(pull_into_store(context, *registries, *store, reference, platform, quiet,
-                             options.max_concurrent_downloads));
+      MB_TRY_ASSIGN(registry::RegistryClient * client, registries->client_for(reference));
+      registry::PullOptions pull_options;
+      pull_options.platform = platform;
+      pull_options.max_concurrent_downloads = options.max_concurrent_downloads;
+      std::optional<TtyPull> tty_pull;
+      std::optional<PullDisplay> plain_pull;
+      if (tty_progress) {
+        pull_options.progress = &tty_pull.emplace(*tty_progress, "pull " + reference.to_string());
+      } else if (!quiet) {
+        pull_options.progress = &plain_pull.emplace(stderr, false);
+      }
+      auto pulled = registry::pull_image(*client, *store, reference, pull_options);
+      if (tty_pull) {
+        tty_pull->end(pulled.has_value());
+      }
+      if (!pulled) {
+        return fail(std::move(pulled).error().wrap("pull " + reference.to_string()));
+      }
+      if (plain_pull) {
+        plain_pull->finish(*pulled);
+      }
       return {};
     };
   }
@@ -291,7 +314,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   MB_TRY_ASSIGN(build::BuildResult result,
                 build::execute(plan, build_context, *store, executor_options));
   for (const auto& spec : cache_to) {
-    MB_TRY(export_cache(spec, result.cache_entries, *store, registry_access, stderr));
+    MB_TRY(export_cache(spec, result, *store, registry_access, stderr));
   }
 
   const std::string image_id = result.config_digest.to_string();

@@ -1,7 +1,8 @@
-// `minibuild cache ls|prune`.
+// `minibuild cache ls|prune|gc`.
 #include "command_cache.hpp"
 
 #include "command_store.hpp"
+#include "registry_access.hpp"
 #include "store_access.hpp"
 #include "store_format.hpp"
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <limits>
+#include <memory>
 #include <optional>
 
 namespace minibuild::cli {
@@ -235,6 +237,61 @@ Result<void> run_cache_prune(Context& context, const CachePruneCommandOptions& o
     std::fprintf(stderr, "minibuild: warning: %s\n", warning.c_str());
   }
   print(render_prune(report));
+  return {};
+}
+
+std::string render_cache_gc(const CacheGcReport& report, std::int64_t now) {
+  const CacheGcSelection& selection = report.selection;
+  std::string out;
+  for (const auto& entry : selection.removed) {
+    out += "removed cache entry " + entry.key.to_string() + " (" + entry.kind + ", " +
+           (entry.layer ? human_size(entry.size) : "0B") + ", last used " +
+           human_age(now - entry.last_used) + ")\n";
+  }
+  for (const auto& mount : selection.removed_mounts) {
+    out += "removed cache mount " + mount.display() + " (" +
+           human_size(static_cast<std::uint64_t>(mount.layer.size)) + ", exported " +
+           human_age(now - mount.last_used) + ")\n";
+  }
+  if (selection.undated != 0) {
+    out += "kept " + std::to_string(selection.undated) +
+           " undated cache entries and mounts (exported before minibuild dated them; the next "
+           "--cache-to dates them)\n";
+  }
+  const std::string kept = std::to_string(selection.kept.size()) + " cache entries and " +
+                           std::to_string(selection.kept_mounts.size()) + " cache mounts";
+  if (!report.rewritten) {
+    return out + report.target + ": nothing to remove; kept " + kept + ", manifest " +
+           report.old_manifest.to_string() + " unchanged\n";
+  }
+  out += report.target + ": removed " + std::to_string(selection.removed.size()) +
+         " cache entries and " + std::to_string(selection.removed_mounts.size()) +
+         " cache mounts, " + std::to_string(selection.removed_layers.size()) + " layers (" +
+         human_size(selection.removed_bytes) + ") no longer listed; kept " + kept + "\n";
+  out += "manifest " + report.old_manifest.to_string() + " -> " + report.new_manifest.to_string() +
+         "\n";
+  if (report.blobs_deleted != 0) {
+    out += "deleted " + std::to_string(report.blobs_deleted) + " blobs from the layout (" +
+           human_size(report.bytes_deleted) + ")\n";
+  }
+  return out;
+}
+
+Result<void> run_cache_gc(Context& context, const CacheGcOptions& options) {
+  MB_TRY_ASSIGN(const CacheSpec spec, parse_cache_gc_target(options.target));
+  MB_TRY_ASSIGN(const std::int64_t keep_duration, parse_duration(options.keep_duration));
+  MB_TRY_ASSIGN(auto store, open_store(context));
+  MB_TRY_ASSIGN(auto lock, store->lock(store::LockMode::shared, store::Wait::yes));
+  std::unique_ptr<RegistryAccess> access;
+  auto registries = [&]() -> Result<RegistryAccess*> {
+    if (!access) {
+      MB_TRY_ASSIGN(access, RegistryAccess::open(context));
+    }
+    return access.get();
+  };
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  MB_TRY_ASSIGN(const CacheGcReport report, gc_cache(spec, keep_duration, now, *store, registries));
+  print(render_cache_gc(report, now));
   return {};
 }
 

@@ -1,8 +1,10 @@
-// `minibuild cache ls` and `minibuild cache prune` (docs/cache.md, "Commands"): the local build
-// cache (store/build_cache.hpp). The parsers and renderers are pure functions so tests check
+// `minibuild cache ls`, `minibuild cache prune` (docs/cache.md, "Commands"): the local build
+// cache (store/build_cache.hpp); `minibuild cache gc`: a shared cache artifact in a registry or
+// a layout (cache_transfer.hpp). The parsers and renderers are pure functions so tests check
 // them without a store.
 #pragma once
 
+#include "cache_transfer.hpp"
 #include "commands.hpp"
 
 #include <minibuild/base/error.hpp>
@@ -34,5 +36,22 @@ Result<store::CachePrunePolicy> cache_prune_policy(const CachePruneCommandOption
 /// (KEY KIND SIZE LAST USED CREATED BY), most recently used first, or JSON lines.
 std::string render_cache_ls(std::vector<store::CacheEntry> entries, const CacheLsOptions& options,
                             std::int64_t now);
+
+/// `minibuild cache gc TARGET --keep-duration DURATION` (app.cpp fills it).
+struct CacheGcOptions {
+  std::string target; ///< REG/REPO[:TAG], type=registry,ref=… or type=local,src=DIR[,tag=T]
+  std::string keep_duration; ///< as cache prune --keep-duration; required
+};
+
+/// Rewrites the shared cache artifact at options.target without the entries and cache mounts
+/// last used longer ago than the duration (cache_transfer.hpp gc_cache), holding the store lock
+/// shared (the new config and manifest pass through the store), and prints render_cache_gc.
+/// Code::usage for a bad target or duration, Code::not_found when there is no cache there.
+Result<void> run_cache_gc(Context& context, const CacheGcOptions& options);
+
+/// The output of `cache gc` at time `now`: one line per removed entry and mount, a line on
+/// undated items kept, and a summary naming the old and the new manifest (and, for a layout,
+/// the blobs deleted).
+std::string render_cache_gc(const CacheGcReport& report, std::int64_t now);
 
 } // namespace minibuild::cli

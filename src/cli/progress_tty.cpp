@@ -1,6 +1,8 @@
 // The live progress view (progress_tty.hpp).
 #include "progress_tty.hpp"
 
+#include "store_format.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -88,6 +90,95 @@ std::string sanitize(std::string_view line) {
   return clean;
 }
 
+// A rate as docker prints sizes ("2.1MB/s"); empty before the first byte (a layer waiting for
+// the registry's answer is not slow yet) and before any time has passed.
+std::string rate_text(std::uint64_t bytes, std::chrono::nanoseconds elapsed) {
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  if (bytes == 0 || seconds <= 0.0) {
+    return {};
+  }
+  return human_size(static_cast<std::uint64_t>(static_cast<double>(bytes) / seconds)) + "/s";
+}
+
+// "sha256:" and the first 12 hex digits: enough to tell layers apart, short enough to leave
+// room for the numbers.
+std::string short_digest(const std::string& digest) {
+  const auto colon = digest.find(':');
+  return digest.substr(0, colon == std::string::npos ? 12 : colon + 13);
+}
+
+// The pull vertex's own numbers: bytes received / bytes to fetch (the layers not already in
+// the store) while it runs, what was downloaded once it ended.
+std::string pull_totals(const PullView& pull, VertexState state) {
+  if (pull.layer_count == 0) {
+    return {};
+  }
+  std::uint64_t received = 0;
+  std::uint64_t present = 0;
+  for (const auto& layer : pull.layers) {
+    if (layer.state == LayerState::present) {
+      present += layer.size;
+    } else {
+      received += layer.done;
+    }
+  }
+  if (state == VertexState::running) {
+    const std::uint64_t to_fetch = pull.total_bytes > present ? pull.total_bytes - present : 0;
+    return human_size(received) + " / " + human_size(to_fetch);
+  }
+  if (state == VertexState::failed) {
+    return {}; // the error says what happened
+  }
+  if (received == 0 && present > 0) {
+    return "already in the store";
+  }
+  return human_size(received) + " downloaded";
+}
+
+std::string layer_line(const LayerView& layer, ProgressClock::time_point now, int width) {
+  const std::string name = "=> => " + short_digest(layer.digest) + " ";
+  switch (layer.state) {
+  case LayerState::downloading: {
+    const auto elapsed = std::max(std::chrono::nanoseconds{}, now - layer.started);
+    std::string text = name + human_size(layer.done) + " / " + human_size(layer.size);
+    if (const std::string rate = rate_text(layer.done, elapsed); !rate.empty()) {
+      text += " " + rate;
+    }
+    return fit_line(text, seconds_text(elapsed), width);
+  }
+  case LayerState::done:
+    return fit_line(name + human_size(layer.size) + " / " + human_size(layer.size) + " done",
+                    seconds_text(layer.elapsed), width);
+  case LayerState::present:
+    return fit_line(name + "already in the store", {}, width);
+  }
+  return {};
+}
+
+// Under a running pull: every layer, or for a large image the ones downloading and a count of
+// the rest, so that the block stays shorter than a screen.
+std::vector<std::string> pull_lines(const PullView& pull, ProgressClock::time_point now,
+                                    int width) {
+  std::vector<std::string> lines;
+  const bool all = pull.layers.size() <= k_pull_layer_lines;
+  std::size_t done = 0;
+  std::size_t present = 0;
+  for (const auto& layer : pull.layers) {
+    if (all || layer.state == LayerState::downloading) {
+      lines.push_back(layer_line(layer, now, width));
+    } else {
+      (layer.state == LayerState::done ? done : present) += 1;
+    }
+  }
+  if (done + present > 0) {
+    lines.push_back(fit_line("=> => " + std::to_string(done + present) +
+                                 " other layers: " + std::to_string(done) + " done, " +
+                                 std::to_string(present) + " already in the store",
+                             {}, width));
+  }
+  return lines;
+}
+
 struct Entry {
   std::vector<std::string> lines; // uncoloured, already fitted
   const char* color = nullptr;    // for the first line
@@ -116,7 +207,18 @@ Entry entry_for(const VertexView& vertex, ProgressClock::time_point now, int wid
     prefix += "ERROR ";
     break;
   }
-  entry.lines.push_back(fit_line(prefix + vertex.name, seconds_text(elapsed), width));
+  std::string name = prefix + vertex.name;
+  if (vertex.pull) {
+    if (const std::string totals = pull_totals(*vertex.pull, vertex.state); !totals.empty()) {
+      name += "  " + totals;
+    }
+  }
+  entry.lines.push_back(fit_line(name, seconds_text(elapsed), width));
+  if (vertex.pull && vertex.state == VertexState::running) {
+    for (auto& line : pull_lines(*vertex.pull, now, width)) {
+      entry.lines.push_back(std::move(line));
+    }
+  }
   if (vertex.state == VertexState::running && !vertex.logs.empty()) {
     entry.lines.push_back(fit_line("=> => # " + sanitize(vertex.logs.back()), {}, width));
   }
@@ -151,7 +253,7 @@ std::string render_frame(const ProgressModel& model, ProgressClock::time_point n
   }
 
   const auto end = model.finished.value_or(now);
-  std::string header = "[+] Building " + seconds_text(end - model.started) + " (" +
+  std::string header = "[+] " + model.title + " " + seconds_text(end - model.started) + " (" +
                        std::to_string(ended) + "/" + std::to_string(model.vertices.size()) + ")" +
                        (model.finished ? " FINISHED" : "");
   std::string frame = fit_line(header, {}, width) + "\n";
@@ -199,6 +301,7 @@ TtyProgress::TtyProgress(std::FILE* out, Options options)
     m_options.clock = [] { return ProgressClock::now(); };
   }
   m_color = m_options.color.value_or(colors_allowed(std::getenv("NO_COLOR"), std::getenv("TERM")));
+  m_model.title = m_options.title;
   m_model.started = m_options.clock();
   if (m_options.ticker == Ticker::yes) {
     m_ticker = std::jthread([this](std::stop_token stop) { tick(std::move(stop)); });
@@ -300,6 +403,38 @@ void TtyProgress::finish() {
   std::fflush(m_out);
 }
 
+int TtyProgress::start_pull(std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  const int id = --m_last_pull_id;
+  VertexView& pull = vertex(id);
+  pull.name = std::string(name);
+  pull.state = VertexState::running;
+  pull.started = m_options.clock();
+  pull.pull.emplace();
+  redraw_locked(true);
+  return id;
+}
+
+void TtyProgress::change_pull(
+    int id, bool force, const std::function<void(VertexView&, ProgressClock::time_point)>& change) {
+  std::lock_guard lock(m_mutex);
+  VertexView& pull = vertex(id);
+  if (!pull.pull) {
+    pull.pull.emplace();
+  }
+  change(pull, m_options.clock());
+  redraw_locked(force);
+}
+
+void TtyProgress::end_pull(int id, VertexState state) {
+  std::chrono::nanoseconds elapsed{};
+  {
+    std::lock_guard lock(m_mutex);
+    elapsed = m_options.clock() - vertex(id).started;
+  }
+  end(id, state, elapsed);
+}
+
 int TtyProgress::redraws() const {
   std::lock_guard lock(m_mutex);
   return m_redraws;
@@ -352,6 +487,84 @@ void TtyProgress::redraw_locked(bool force, bool final_frame) {
   m_drawn_lines = lines;
   std::fputs(out.c_str(), m_out);
   std::fflush(m_out);
+}
+
+TtyPull::TtyPull(TtyProgress& view, std::string_view name)
+    : m_view(view), m_id(view.start_pull(name)) {}
+
+TtyPull::~TtyPull() {
+  end(false);
+}
+
+LayerView& TtyPull::layer(VertexView& vertex, const oci::Descriptor& descriptor) {
+  const std::string digest = descriptor.digest.to_string();
+  for (auto& known : vertex.pull->layers) {
+    if (known.digest == digest) {
+      return known;
+    }
+  }
+  LayerView added;
+  added.digest = digest;
+  added.size = descriptor.size > 0 ? static_cast<std::uint64_t>(descriptor.size) : 0;
+  vertex.pull->layers.push_back(std::move(added));
+  return vertex.pull->layers.back();
+}
+
+void TtyPull::resolved(const registry::Reference& /*reference*/, const oci::Digest& /*manifest*/,
+                       std::size_t layers, std::uint64_t total_bytes) {
+  m_view.change_pull(m_id, true, [&](VertexView& vertex, ProgressClock::time_point) {
+    vertex.pull->layer_count = layers;
+    vertex.pull->total_bytes = total_bytes;
+  });
+}
+
+void TtyPull::layer_present(const oci::Descriptor& descriptor) {
+  m_view.change_pull(m_id, true, [&](VertexView& vertex, ProgressClock::time_point) {
+    layer(vertex, descriptor).state = LayerState::present;
+  });
+}
+
+void TtyPull::layer_started(const oci::Descriptor& descriptor) {
+  // Also after a retry: the layer starts again from nothing.
+  m_view.change_pull(m_id, true, [&](VertexView& vertex, ProgressClock::time_point now) {
+    LayerView& started = layer(vertex, descriptor);
+    started.state = LayerState::downloading;
+    started.done = 0;
+    started.started = now;
+  });
+}
+
+void TtyPull::layer_progress(const oci::Descriptor& descriptor, std::uint64_t bytes) {
+  m_view.change_pull(m_id, false, [&](VertexView& vertex, ProgressClock::time_point) {
+    layer(vertex, descriptor).done = bytes;
+  });
+}
+
+void TtyPull::layer_done(const oci::Descriptor& descriptor) {
+  m_view.change_pull(m_id, true, [&](VertexView& vertex, ProgressClock::time_point now) {
+    LayerView& done = layer(vertex, descriptor);
+    done.state = LayerState::done;
+    done.done = done.size;
+    done.elapsed = now - done.started;
+  });
+}
+
+void TtyPull::layer_retry(const oci::Descriptor& descriptor, std::string_view reason) {
+  m_view.change_pull(m_id, true, [&](VertexView& vertex, ProgressClock::time_point) {
+    vertex.logs.push_back(short_digest(descriptor.digest.to_string()) +
+                          ": retrying from the start: " + std::string(reason));
+    if (vertex.logs.size() > TtyProgress::k_kept_log_lines) {
+      vertex.logs.pop_front();
+    }
+  });
+}
+
+void TtyPull::end(bool ok) {
+  if (m_ended) {
+    return;
+  }
+  m_ended = true;
+  m_view.end_pull(m_id, ok ? VertexState::done : VertexState::failed);
 }
 
 } // namespace minibuild::cli

@@ -11,9 +11,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <regex>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -416,17 +419,20 @@ TEST_CASE("executor: COPY --from reads an earlier stage's root filesystem, by na
         std::vector<std::string>{"COPY /out/result.txt /r.txt # buildkit",
                                  "COPY /src/app /copied # buildkit"});
 
-  // BuildKit's progress names: stage name or stage-N, index/total, then the export.
+  // buildah's numbering: stage among the stages built, step within the stage (FROM is 1, even
+  // FROM scratch); the stage's name only on its FROM line. Then the export.
   CHECK(progress.names == std::vector<std::string>{
-                              "[build 1/3] COPY app /src/app",
-                              "[build 2/3] WORKDIR /out",
-                              "[build 3/3] COPY app result.txt",
-                              "[stage-1 1/2] COPY --from=build /out/result.txt /r.txt",
-                              "[stage-1 2/2] COPY --from=0 /src/app /copied",
+                              "[1/2] STEP 1/4: FROM scratch AS build",
+                              "[1/2] STEP 2/4: COPY app /src/app",
+                              "[1/2] STEP 3/4: WORKDIR /out",
+                              "[1/2] STEP 4/4: COPY app result.txt",
+                              "[2/2] STEP 1/3: FROM scratch",
+                              "[2/2] STEP 2/3: COPY --from=build /out/result.txt /r.txt",
+                              "[2/2] STEP 3/3: COPY --from=0 /src/app /copied",
                               "exporting to image",
                           });
-  CHECK(progress.ids == std::vector<int>{1, 2, 3, 4, 5, 6});
-  CHECK(progress.finished == 6);
+  CHECK(progress.ids == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(progress.finished == 8);
   CHECK(progress.errors.empty());
 }
 
@@ -467,10 +473,12 @@ TEST_CASE("executor: FROM an image built earlier keeps its layers and history un
   CHECK(child.config.config.on_build.empty());
   CHECK(child.config.config.cmd.empty());
   CHECK(child.config.config.env == std::vector<std::string>{k_path, "STAGE=base"});
-  // BuildKit counts every trigger in the total but gives metadata steps no vertex.
-  CHECK(progress.names == std::vector<std::string>{"[1/3] FROM registry.example/team/base:1@" +
-                                                       base.manifest_digest.to_string(),
-                                                   "[2/3] COPY two /two", "exporting to image"});
+  // Every trigger and instruction counts (FROM, LABEL trigger, COPY, ENTRYPOINT), but the
+  // metadata steps have no vertex: their numbers are skipped.
+  CHECK(progress.names ==
+        std::vector<std::string>{"[1/1] STEP 1/4: FROM registry.example/team/base:1@" +
+                                     base.manifest_digest.to_string(),
+                                 "[1/1] STEP 3/4: COPY two /two", "exporting to image"});
 }
 
 TEST_CASE("executor: COPY into a directory of the base keeps the base's metadata for it") {
@@ -555,7 +563,7 @@ TEST_CASE("executor: RUN writes a layer with what the command created") {
   // The build arg reached the process, not the config; the output reached the progress log.
   CHECK(result.config.config.env == std::vector<std::string>{k_path});
   CHECK(std::find(progress.lines.begin(), progress.lines.end(), "said-so") != progress.lines.end());
-  CHECK(progress.names.at(1) == "[2/2] RUN echo \"made $V\" > /made.txt && echo said-so");
+  CHECK(progress.names.at(2) == "[1/1] STEP 4/4: RUN echo \"made $V\" > /made.txt && echo said-so");
 
   // The next RUN sees the previous one's layer (adopted by the store as a lower dir).
   const auto next = f.must_build("FROM ran:1\nRUN cat /made.txt > /copy.txt\n", at_epoch(2));
@@ -734,16 +742,60 @@ TEST_CASE("executor: store name candidates follow Docker's short names") {
 TEST_CASE("executor: ONBUILD lines of an earlier stage fire in a stage built FROM it") {
   Fixture f;
   f.file("f", "f");
+  RecordingProgress progress;
+  ExecutorOptions options = at_epoch(3);
+  options.progress = &progress;
   const auto result = f.must_build("FROM scratch AS base\n"
                                    "ONBUILD COPY f /from-trigger\n"
                                    "FROM base\n"
                                    "LABEL done=1\n",
-                                   at_epoch(3));
+                                   options);
+  // The FROM of a stage names the stage it starts from; the trigger is a step of its own.
+  CHECK(progress.names == std::vector<std::string>{
+                              "[1/2] STEP 1/2: FROM scratch AS base",
+                              "[2/2] STEP 1/3: FROM base",
+                              "[2/2] STEP 2/3: ONBUILD COPY f /from-trigger",
+                              "exporting to image",
+                          });
   CHECK(created_by(result.config) ==
         std::vector<std::string>{"COPY f /from-trigger # buildkit", "LABEL done=1"});
   CHECK(result.config.config.on_build.empty());
   REQUIRE(result.manifest.layers.size() == 1);
   CHECK(f.find(f.entries(result.manifest.layers[0]), "from-trigger") != nullptr);
+}
+
+// What PlainProgress wrote while `dockerfile` built, DONE times replaced by "T".
+std::string plain_progress_of(Fixture& f, const std::string& dockerfile) {
+  char* data = nullptr;
+  std::size_t size = 0;
+  std::FILE* out = open_memstream(&data, &size);
+  REQUIRE(out != nullptr);
+  PlainProgress progress(out);
+  ExecutorOptions options = at_epoch(5);
+  options.progress = &progress;
+  (void)f.build(dockerfile, options);
+  std::fclose(out);
+  std::string text(data, size);
+  std::free(data);
+  return std::regex_replace(text, std::regex(" DONE [0-9]+\\.[0-9]s\n"), " DONE T\n");
+}
+
+TEST_CASE("executor: plain progress numbers stages and steps as buildah does") {
+  Fixture f;
+  f.file("a", "a");
+  const std::string dockerfile = "FROM scratch AS app\nENV X=1\nCOPY a /a\n";
+  const std::string first = plain_progress_of(f, dockerfile);
+  CHECK(first.rfind("#1 [1/1] STEP 1/3: FROM scratch AS app\n#1 DONE T\n\n"
+                    "#2 [1/1] STEP 3/3: COPY a /a\n#2 DONE T\n\n"
+                    "#3 exporting to image\n",
+                    0) == 0);
+  // The same build again: the COPY is answered by the cache.
+  const std::string again = plain_progress_of(f, dockerfile);
+  CHECK(again.find("\n#2 [1/1] STEP 3/3: COPY a /a\n#2 CACHED\n\n#3 exporting to image\n") !=
+        std::string::npos);
+  // A failing step keeps its number on the ERROR line.
+  const std::string failed = plain_progress_of(f, "FROM scratch\nCOPY missing /m\n");
+  CHECK(failed.find("\n#2 [1/1] STEP 2/2: COPY missing /m\n#2 ERROR: ") != std::string::npos);
 }
 
 TEST_CASE("executor: COPY --from an image in the store reads its root filesystem") {

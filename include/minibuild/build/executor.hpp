@@ -62,10 +62,14 @@ namespace minibuild::build {
 /// Receives what the build is doing, in BuildKit's terms: numbered vertices (a FROM, a COPY, a
 /// WORKDIR, "exporting to image") that start, log lines, and finish or fail. With parallel
 /// stages (ExecutorOptions::jobs) calls come from several threads, never two at once.
+/// Step names number stages and steps as buildah does (docs/cli.md, "Progress"): the stage
+/// among the stages built, then the step within the stage, FROM being step 1; instructions
+/// that only change the config (ENV, LABEL, ...) have no vertex, so their numbers are skipped.
 class ProgressSink {
 public:
   virtual ~ProgressSink() = default;
-  /// Vertex `id` (1, 2, ...) started; `name` is BuildKit's, e.g. "[app 2/4] COPY app /app".
+  /// Vertex `id` (1, 2, ...) started; `name` is e.g. "[2/3] STEP 4/7: COPY app /app" for a
+  /// step, "[2/3] STEP 1/7: FROM scratch AS app" for a stage's FROM, or "exporting to image".
   virtual void started(int id, std::string_view name) = 0;
   /// A line of output of a running vertex ("writing image sha256:… done").
   virtual void log(int id, std::string_view line) = 0;
@@ -75,10 +79,12 @@ public:
   virtual void cached(int id) { done(id, {}); }
 };
 
-/// BuildKit's plain progress format ("--progress plain"), written to `out`:
-///   #3 [app 2/4] COPY app /app
+/// The plain progress format ("--progress plain"), written to `out`: BuildKit's "#N" lines
+/// with buildah's step numbers, one line per event,
+///   #3 [2/3] STEP 4/7: COPY app /app
 ///   #3 DONE 0.1s
-/// with an empty line between vertices. Does not own `out`.
+/// (or "#3 CACHED", "#3 ERROR: ...", output lines "#3 ..."), with an empty line between
+/// vertices. Does not own `out`.
 class PlainProgress : public ProgressSink {
 public:
   explicit PlainProgress(std::FILE* out) : m_out(out) {}
@@ -184,6 +190,9 @@ struct BuildResult {
     bool target_stage = false;
   };
   std::vector<UsedEntry> cache_entries;
+  /// The ids of the RUN --mount=type=cache directories (store cache/mounts/<sha256 of id>) that
+  /// the steps which ran used, sorted, each once; for --cache-to ...,cache-mounts=true.
+  std::vector<std::string> cache_mounts;
 };
 
 /// Runs `plan` (every planned stage, in order; the last one is the target) and stores the
