@@ -25,7 +25,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <fcntl.h>
