@@ -146,20 +146,104 @@ bool missing(const Error& error) {
   return error.sys_errno() == ENOENT || error.sys_errno() == ENOTDIR;
 }
 
+// The readlink(2) loop: a target longer than the buffer is read again with a larger one.
+Result<std::string> read_link(int dir, const std::string& name) {
+  std::string target(256, '\0');
+  while (true) {
+    ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
+    if (n < 0) {
+      return fail_errno(errno, "read symlink " + quoted(name) + " in the build context");
+    }
+    if (static_cast<std::size_t>(n) < target.size()) {
+      target.resize(static_cast<std::size_t>(n));
+      return target;
+    }
+    target.resize(target.size() * 2);
+  }
+}
+
 // The part of a COPY/ADD both stage_copy() and select_copy_sources() run: flag checks, the
-// destination, wildcard expansion, .dockerignore and --exclude. One implementation, so a cache
-// key can never select other files than the copy it stands for.
+// destination, wildcard expansion, .dockerignore and --exclude, and the walk that turns the
+// items into entries at their image paths (directories as their contents, --parents, symlinks,
+// heredocs). One implementation, so a cache key can never select other files than the copy it
+// stands for. The walk decides; the hooks below act: Engine writes each entry to the staging
+// tree, SourceWalker records it.
 class Selector {
 public:
   Selector(const BuildContext::Impl& context, const CopyStep& step, const BaseImage& base)
       : m_ctx(context), m_step(step), m_base(base),
         m_verb(step.kind == CopyKind::copy ? "COPY" : "ADD") {}
+  virtual ~Selector() = default;
+  Selector(const Selector&) = delete;
+  Selector& operator=(const Selector&) = delete;
 
 protected:
   enum class Sniff { archives, none };
 
+  /// How a directory copied from a source directory comes into the destination.
+  enum class DirRole {
+    content, ///< found in a directory walk: takes the source's metadata even where it exists
+    named,   ///< a directory source copied under its own name: an existing one keeps its own
+    parent,  ///< --parents: one between the pivot and the item; an existing one keeps its own
+  };
+
   /// The checks that come before --chown is resolved (their order is the error order).
   Result<void> check_flags();
+  /// Selects the items (select_items) and walks them, then the heredocs, calling the hooks
+  /// below for every entry in the order the copy writes them.
+  Result<void> walk(Sniff sniff);
+
+  // The hooks. Descriptors of the destination are those destination() and enter_dir() return;
+  // a hook that writes nothing returns an empty UniqueFd, and receives -1 for them.
+
+  /// A new source begins (hard links are kept within one source, as BuildKit's copier runs
+  /// once per source).
+  virtual void begin_source() = 0;
+  /// ADD: a local archive to extract into the destination (only with Sniff::archives).
+  virtual Result<void> unpack(const Item& item) = 0;
+  /// The destination directory at staging-relative `rel`, missing parents implied.
+  virtual Result<UniqueFd> destination(const std::string& rel) = 0;
+  /// A non-directory `src_name` in `src_dir` (context path `physical`, lstat `st`), to become
+  /// `dst_name` in `dst_dir` (staging-relative `rel`).
+  virtual Result<void> leaf(int src_dir, const std::string& src_name, const std::string& physical,
+                            const struct stat& st, int dst_dir, const std::string& dst_name,
+                            const std::string& rel) = 0;
+  /// The directory `name` in `dst_parent` (`rel`) for a source directory with lstat `st`;
+  /// `created` says whether it is new. take_dir() follows for a new one and for every
+  /// DirRole::content one.
+  virtual Result<UniqueFd> enter_dir(int dst_parent, const std::string& name,
+                                     const std::string& rel, const struct stat& st, DirRole role,
+                                     bool& created) = 0;
+  /// What the directory enter_dir() gave takes from its source, `src_dir` (open for reading).
+  virtual Result<void> take_dir(int src_dir, const std::string& physical, const struct stat& st,
+                                int dst_parent, const std::string& name,
+                                const std::string& rel) = 0;
+  /// A new DirRole::content directory entered only because exclusion exceptions might have kept
+  /// something below it, and nothing was.
+  virtual Result<void> drop_dir(int dst_parent, const std::string& name,
+                                const std::string& rel) = 0;
+  /// A heredoc source (its name checked), to become `name` in `dst_parent` (`rel`).
+  virtual Result<void> inline_file(const dockerfile::InlineSource& source, int dst_parent,
+                                   const std::string& name, const std::string& rel) = 0;
+
+  std::uint32_t mode_for(const struct stat& st) const {
+    const bool is_dir = S_ISDIR(st.st_mode);
+    return m_chmod ? m_chmod->apply(st.st_mode & 07777, is_dir) : (st.st_mode & 07777);
+  }
+  /// The mode of a heredoc: BuildKit writes it with llb.Mkfile(0644), and --chmod then applies
+  /// as to any file.
+  std::uint32_t inline_mode() const { return m_chmod ? m_chmod->apply(0644, false) : 0644; }
+  bool base_is_directory(const std::string& path) const {
+    return !m_step.link && m_base.is_directory && m_base.is_directory(path);
+  }
+
+  const BuildContext::Impl& m_ctx;
+  const CopyStep& m_step;
+  const BaseImage& m_base;
+  std::string m_dir_rel;    ///< the destination as a directory, staging-relative
+  bool m_base_known = true; ///< false: m_base is a stand-in (select_copy_sources)
+
+private:
   /// --exclude, the destination and the items; fails as stage_copy() fails for a missing or
   /// empty source. `sniff` decides whether ADD opens regular files to detect archives.
   Result<std::vector<Item>> select_items(Sniff sniff);
@@ -185,13 +269,15 @@ protected:
   Result<std::vector<std::string>> list(const std::string& literal) const;
   Result<bool> keep_item(const Item& item) const;
 
-  std::uint32_t mode_for(const struct stat& st) const {
-    const bool is_dir = S_ISDIR(st.st_mode);
-    return m_chmod ? m_chmod->apply(st.st_mode & 07777, is_dir) : (st.st_mode & 07777);
-  }
-  bool base_is_directory(const std::string& path) const {
-    return !m_step.link && m_base.is_directory && m_base.is_directory(path);
-  }
+  Result<void> walk_item(const Item& item);
+  /// The entries below the source directory `src_dir`, into `dst_dir` (`dst_rel`); whether any
+  /// was kept.
+  Result<bool> walk_contents(int src_dir, const std::string& src_physical,
+                             const FilterState& ignore_state, int dst_dir,
+                             const std::string& dst_rel, const std::string& exclude_rel,
+                             const FilterState& exclude_state);
+  Result<void> walk_inline(const dockerfile::InlineSource& source);
+
   std::string resolve_in_base(const std::string& path) const {
     if (m_step.link || !m_base.resolve) {
       return path;
@@ -200,22 +286,17 @@ protected:
     return resolved;
   }
 
-  const BuildContext::Impl& m_ctx;
-  const CopyStep& m_step;
-  const BaseImage& m_base;
   std::string m_verb;
   std::optional<ModeChange> m_chmod;
   std::optional<dockerfile::IgnoreMatcher> m_excludes;
 
   bool m_dest_is_dir = false;
-  std::string m_dir_rel;  ///< the destination as a directory, staging-relative
   std::string m_file_rel; ///< the destination as a file, staging-relative
   bool m_dest_dir_syntax = false;
   bool m_dest_in_base = false;
-  bool m_base_known = true; ///< false: m_base is a stand-in (select_copy_sources)
 };
 
-class Engine : public Selector {
+class Engine final : public Selector {
 public:
   Engine(const BuildContext::Impl& context, const CopyStep& step, const BaseImage& base,
          StagingTree staging)
@@ -224,17 +305,19 @@ public:
   Result<StagedCopy> run();
 
 private:
-  Result<void> copy_item(const Item& item);
-  Result<void> copy_inline(const dockerfile::InlineSource& source);
-  Result<bool> copy_contents(int src_dir, const std::string& src_physical,
-                             const FilterState& ignore_state, int dst_dir,
-                             const std::string& dst_rel, const std::string& exclude_rel,
-                             const FilterState& exclude_state);
-  Result<void> copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
-                         int dst_dir, const std::string& dst_name, const std::string& dst_rel);
-  Result<UniqueFd> ensure_implied(const std::string& rel);
-  Result<void> copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
-                               const std::string& dst_rel);
+  void begin_source() override { m_links.clear(); }
+  Result<void> unpack(const Item& item) override;
+  Result<UniqueFd> destination(const std::string& rel) override;
+  Result<void> leaf(int src_dir, const std::string& src_name, const std::string& physical,
+                    const struct stat& st, int dst_dir, const std::string& dst_name,
+                    const std::string& rel) override;
+  Result<UniqueFd> enter_dir(int dst_parent, const std::string& name, const std::string& rel,
+                             const struct stat& st, DirRole role, bool& created) override;
+  Result<void> take_dir(int src_dir, const std::string& physical, const struct stat& st,
+                        int dst_parent, const std::string& name, const std::string& rel) override;
+  Result<void> drop_dir(int dst_parent, const std::string& name, const std::string& rel) override;
+  Result<void> inline_file(const dockerfile::InlineSource& source, int dst_parent,
+                           const std::string& name, const std::string& rel) override;
 
   StagingTree m_staging;
   StagedCopy m_result;
@@ -473,30 +556,18 @@ Result<std::vector<Item>> Selector::expand_parents(std::size_t index) {
   return items;
 }
 
-Result<UniqueFd> Engine::ensure_implied(const std::string& rel) {
+Result<UniqueFd> Engine::destination(const std::string& rel) {
   return m_staging.ensure_implied(
       rel, [this](const std::string& path) { return base_is_directory(path); });
 }
 
-// A directory that takes its metadata from a source directory takes its xattrs too. The staging
-// descriptors are O_PATH, which fsetxattr refuses, so the new directory is opened for reading.
-Result<void> Engine::copy_dir_xattrs(int src_dir, int dst_parent, const std::string& dst_name,
-                                     const std::string& dst_rel) {
-  UniqueFd dst(
-      ::openat(dst_parent, dst_name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dst) {
-    return fail_errno(errno, "open directory " + quoted("/" + dst_rel));
-  }
-  return copy_xattrs(src_dir, dst.get(), "/" + dst_rel, m_xattrs_refused);
-}
-
-Result<void> Engine::copy_leaf(int src_dir, const std::string& src_name, const struct stat& st,
-                               int dst_dir, const std::string& dst_name,
-                               const std::string& dst_rel) {
-  MB_TRY(m_staging.clear_for_file(dst_dir, dst_rel, dst_name));
-  m_owner_exceptions.erase("/" + dst_rel); // an archive entry this step replaces
+Result<void> Engine::leaf(int src_dir, const std::string& src_name, const std::string& /*physical*/,
+                          const struct stat& st, int dst_dir, const std::string& dst_name,
+                          const std::string& rel) {
+  MB_TRY(m_staging.clear_for_file(dst_dir, rel, dst_name));
+  m_owner_exceptions.erase("/" + rel); // an archive entry this step replaces
   const struct timespec times[2] = {st.st_mtim, st.st_mtim};
-  const std::string where = "/" + dst_rel;
+  const std::string where = "/" + rel;
   switch (st.st_mode & S_IFMT) {
   case S_IFREG: {
     if (st.st_nlink > 1) {
@@ -536,23 +607,12 @@ Result<void> Engine::copy_leaf(int src_dir, const std::string& src_name, const s
     m_result.bytes += bytes;
     ++m_result.files;
     if (st.st_nlink > 1) {
-      m_links[{st.st_dev, st.st_ino}] = dst_rel;
+      m_links[{st.st_dev, st.st_ino}] = rel;
     }
     return {};
   }
   case S_IFLNK: {
-    std::string target(256, '\0');
-    while (true) {
-      ssize_t n = ::readlinkat(src_dir, src_name.c_str(), target.data(), target.size());
-      if (n < 0) {
-        return fail_errno(errno, "read symlink " + quoted(src_name) + " in the build context");
-      }
-      if (static_cast<std::size_t>(n) < target.size()) {
-        target.resize(static_cast<std::size_t>(n));
-        break;
-      }
-      target.resize(target.size() * 2);
-    }
+    MB_TRY_ASSIGN(std::string target, read_link(src_dir, src_name));
     if (::symlinkat(target.c_str(), dst_dir, dst_name.c_str()) != 0) {
       return fail_errno(errno, "create symlink " + quoted(where));
     }
@@ -592,191 +652,60 @@ Result<void> Engine::copy_leaf(int src_dir, const std::string& src_name, const s
   return {};
 }
 
-Result<bool> Engine::copy_contents(int src_dir, const std::string& src_physical,
-                                   const FilterState& ignore_state, int dst_dir,
-                                   const std::string& dst_rel, const std::string& exclude_rel,
-                                   const FilterState& exclude_state) {
-  MB_TRY_ASSIGN(auto names, list_directory(src_dir, src_physical));
-  bool copied_any = false;
-  for (const std::string& name : names) {
-    struct stat st {};
-    if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      return fail_errno(errno,
-                        "stat " + quoted(join_path(src_physical, name)) + " in the build context");
-    }
-    const bool is_dir = S_ISDIR(st.st_mode);
-    const std::string child_physical = join_path(src_physical, name);
-    const std::string child_exclude = join_path(exclude_rel, name);
-    MB_TRY_ASSIGN(ChildDecision decided,
-                  decide_child(child_physical, child_exclude, is_dir, ignore_state, exclude_state));
-    if (decided.skip) {
-      continue;
-    }
-    const bool tentative = decided.tentative;
-    const FilterState& ignore_child = decided.ignore_child;
-    const FilterState& exclude_child = decided.exclude_child;
-    const std::string child_rel = join_path(dst_rel, name);
-    if (!is_dir) {
-      MB_TRY(copy_leaf(src_dir, name, st, dst_dir, name, child_rel));
-      copied_any = true;
-      continue;
-    }
-    UniqueFd sub(::openat(src_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub) {
-      return fail_errno(errno, "open " + quoted(child_physical) + " in the build context");
-    }
-    bool created = false;
-    MB_TRY_ASSIGN(UniqueFd target,
-                  m_staging.copied_dir(dst_dir, child_rel, name, DirMeta{mode_for(st), st.st_mtim},
-                                       true, created));
-    MB_TRY(copy_dir_xattrs(sub.get(), dst_dir, name, child_rel));
-    MB_TRY_ASSIGN(bool below, copy_contents(sub.get(), child_physical, ignore_child, target.get(),
-                                            child_rel, child_exclude, exclude_child));
-    if (tentative && !below) {
-      if (created) {
-        MB_TRY(m_staging.remove_empty_dir(dst_dir, child_rel, name));
-      }
-      continue;
-    }
-    copied_any = true;
-  }
-  return copied_any;
+// A directory copied from a source directory: a new one takes the source's mode and mtime, as
+// fsutil's copyDirectory does; one found in a directory walk takes them even where the tree
+// already has it.
+Result<UniqueFd> Engine::enter_dir(int dst_parent, const std::string& name, const std::string& rel,
+                                   const struct stat& st, DirRole role, bool& created) {
+  return m_staging.copied_dir(dst_parent, rel, name, DirMeta{mode_for(st), st.st_mtim},
+                              role == DirRole::content, created);
 }
 
-Result<void> Engine::copy_item(const Item& item) {
-  const Located& entry = item.entry;
-  const bool is_dir = S_ISDIR(entry.st.st_mode);
+// A directory that takes its metadata from a source directory takes its xattrs too. The staging
+// descriptors are O_PATH, which fsetxattr refuses, so the new directory is opened for reading.
+Result<void> Engine::take_dir(int src_dir, const std::string& /*physical*/,
+                              const struct stat& /*st*/, int dst_parent, const std::string& name,
+                              const std::string& rel) {
+  UniqueFd dst(::openat(dst_parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dst) {
+    return fail_errno(errno, "open directory " + quoted("/" + rel));
+  }
+  return copy_xattrs(src_dir, dst.get(), "/" + rel, m_xattrs_refused);
+}
 
-  if (item.archive) {
-    MB_TRY(ensure_implied(m_dir_rel));
-    MB_TRY_ASSIGN(UniqueFd in, m_ctx.root.open_for_reading(entry));
-    const std::string dest_path =
-        m_dir_rel.empty() ? m_staging.path() : m_staging.path() + "/" + m_dir_rel;
-    std::optional<Owner> override_owner;
-    if (!m_step.chown.empty()) {
-      override_owner = m_result.owner;
-    }
-    MB_TRY_ASSIGN(ExtractResult extracted,
-                  extract_archive(in.get(), dest_path, item.literal, override_owner,
-                                  m_ctx.root.uses_openat2() ? Resolution::auto_detect
-                                                            : Resolution::fallback));
-    m_result.files += extracted.files;
-    m_result.directories += extracted.directories;
-    m_result.symlinks += extracted.symlinks;
-    m_result.bytes += extracted.bytes;
-    m_xattrs_refused.merge(extracted.xattrs_refused);
-    for (auto& [physical, owner] : extracted.owners) {
-      m_owner_exceptions["/" + join_path(m_dir_rel, physical)] = owner;
-    }
-    return {};
-  }
+Result<void> Engine::drop_dir(int dst_parent, const std::string& name, const std::string& rel) {
+  return m_staging.remove_empty_dir(dst_parent, rel, name);
+}
 
-  // The directory that receives the item, and the item's own name in it.
-  UniqueFd parent;
-  std::string parent_rel;
-  std::string name;
-  if (m_step.parents) {
-    MB_TRY_ASSIGN(parent, ensure_implied(m_dir_rel));
-    parent_rel = m_dir_rel;
-    // Parents below the pivot are copied from the context with their own metadata.
-    const auto parts = split_components(item.parents_rel);
-    std::string so_far;
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      so_far = join_path(so_far, parts[i]);
-      MB_TRY_ASSIGN(Located source_dir,
-                    m_ctx.root.locate(join_path(item.pivot, so_far), FollowFinal::yes));
-      const std::string rel = join_path(m_dir_rel, so_far);
-      bool created = false;
-      UniqueFd up = std::move(parent);
-      MB_TRY_ASSIGN(parent,
-                    m_staging.copied_dir(up.get(), rel, parts[i],
-                                         DirMeta{mode_for(source_dir.st), source_dir.st.st_mtim},
-                                         false, created));
-      if (created) {
-        MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(source_dir));
-        MB_TRY(copy_dir_xattrs(source.get(), up.get(), parts[i], rel));
-      }
-      parent_rel = rel;
-    }
-    name = parts.empty() ? std::string() : parts.back();
-  } else if (is_dir) {
-    // Contents go into the destination itself.
-    if (m_dir_rel.empty() || m_dest_dir_syntax || m_dest_in_base) {
-      MB_TRY_ASSIGN(UniqueFd target, ensure_implied(m_dir_rel));
-      MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
-      MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
-      MB_TRY(copy_contents(source.get(), entry.physical, decision.state, target.get(), m_dir_rel,
-                           "", FilterState{}));
-      return {};
-    }
-    auto [up, last] = split_parent(m_dir_rel);
-    MB_TRY_ASSIGN(parent, ensure_implied(up));
-    parent_rel = up;
-    name = last;
-  } else if (m_dest_is_dir) {
-    MB_TRY_ASSIGN(parent, ensure_implied(m_dir_rel));
-    parent_rel = m_dir_rel;
-    name = split_parent(item.literal).second;
-  } else {
-    auto [up, last] = split_parent(m_file_rel);
-    MB_TRY_ASSIGN(parent, ensure_implied(up));
-    parent_rel = up;
-    name = last;
+Result<void> Engine::unpack(const Item& item) {
+  MB_TRY(destination(m_dir_rel));
+  MB_TRY_ASSIGN(UniqueFd in, m_ctx.root.open_for_reading(item.entry));
+  const std::string dest_path =
+      m_dir_rel.empty() ? m_staging.path() : m_staging.path() + "/" + m_dir_rel;
+  std::optional<Owner> override_owner;
+  if (!m_step.chown.empty()) {
+    override_owner = m_result.owner;
   }
-
-  const std::string rel = join_path(parent_rel, name);
-  if (!is_dir) {
-    return copy_leaf(entry.parent.get(), entry.name, entry.st, parent.get(), name, rel);
+  MB_TRY_ASSIGN(
+      ExtractResult extracted,
+      extract_archive(in.get(), dest_path, item.literal, override_owner,
+                      m_ctx.root.uses_openat2() ? Resolution::auto_detect : Resolution::fallback));
+  m_result.files += extracted.files;
+  m_result.directories += extracted.directories;
+  m_result.symlinks += extracted.symlinks;
+  m_result.bytes += extracted.bytes;
+  m_xattrs_refused.merge(extracted.xattrs_refused);
+  for (auto& [physical, owner] : extracted.owners) {
+    m_owner_exceptions["/" + join_path(m_dir_rel, physical)] = owner;
   }
-  // A directory copied under a name of its own (no trailing slash, or --parents): a new one
-  // takes the source directory's mode and mtime, as fsutil's copyDirectory does.
-  bool created = false;
-  UniqueFd target;
-  if (name.empty()) {
-    MB_TRY_ASSIGN(target, ensure_implied(parent_rel));
-  } else {
-    MB_TRY_ASSIGN(target, m_staging.copied_dir(parent.get(), rel, name,
-                                               DirMeta{mode_for(entry.st), entry.st.st_mtim}, false,
-                                               created));
-  }
-  MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
-  if (created) {
-    MB_TRY(copy_dir_xattrs(source.get(), parent.get(), name, rel));
-  }
-  MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
-  FilterState exclude_state;
-  if (m_step.parents && m_excludes) {
-    MB_TRY_ASSIGN(PathDecision excluded,
-                  decide_path(PathFilter(&*m_excludes), item.parents_rel, true));
-    exclude_state = excluded.state;
-  }
-  MB_TRY(copy_contents(source.get(), entry.physical, decision.state, target.get(), rel,
-                       m_step.parents ? item.parents_rel : "", exclude_state));
   return {};
 }
 
-Result<void> Engine::copy_inline(const dockerfile::InlineSource& source) {
-  if (source.name.empty() || source.name.find('/') != std::string::npos || source.name == "." ||
-      source.name == "..") {
-    return fail(Code::dockerfile,
-                "heredoc name " + quoted(source.name) + " cannot be used as a file name");
-  }
-  UniqueFd parent;
-  std::string rel;
-  std::string name;
-  if (m_dest_is_dir) {
-    MB_TRY_ASSIGN(parent, ensure_implied(m_dir_rel));
-    name = source.name;
-    rel = join_path(m_dir_rel, name);
-  } else {
-    auto [up, last] = split_parent(m_file_rel);
-    MB_TRY_ASSIGN(parent, ensure_implied(up));
-    name = last;
-    rel = m_file_rel;
-  }
-  MB_TRY(m_staging.clear_for_file(parent.get(), rel, name));
+Result<void> Engine::inline_file(const dockerfile::InlineSource& source, int dst_parent,
+                                 const std::string& name, const std::string& rel) {
+  MB_TRY(m_staging.clear_for_file(dst_parent, rel, name));
   m_owner_exceptions.erase("/" + rel);
-  UniqueFd out(::openat(parent.get(), name.c_str(),
+  UniqueFd out(::openat(dst_parent, name.c_str(),
                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) {
     return fail_errno(errno, "create " + quoted("/" + rel));
@@ -793,9 +722,7 @@ Result<void> Engine::copy_inline(const dockerfile::InlineSource& source) {
     }
     written += static_cast<std::size_t>(n);
   }
-  // BuildKit writes heredocs with llb.Mkfile(0644); --chmod then applies as to any file.
-  const std::uint32_t mode = m_chmod ? m_chmod->apply(0644, false) : 0644;
-  if (::fchmod(out.get(), mode) != 0) {
+  if (::fchmod(out.get(), inline_mode()) != 0) {
     return fail_errno(errno, "set the mode of " + quoted("/" + rel));
   }
   m_result.bytes += source.content.size();
@@ -905,23 +832,181 @@ Result<Selector::ChildDecision> Selector::decide_child(const std::string& child_
   return decision;
 }
 
+Result<void> Selector::walk(Sniff sniff) {
+  MB_TRY_ASSIGN(std::vector<Item> items, select_items(sniff));
+  std::size_t current_source = 0;
+  for (const Item& item : items) {
+    if (item.source_index != current_source) {
+      begin_source();
+      current_source = item.source_index;
+    }
+    if (item.archive) {
+      MB_TRY(unpack(item));
+    } else {
+      MB_TRY(walk_item(item));
+    }
+  }
+  for (const auto& source : m_step.inline_sources) {
+    MB_TRY(walk_inline(source));
+  }
+  return {};
+}
+
+Result<bool> Selector::walk_contents(int src_dir, const std::string& src_physical,
+                                     const FilterState& ignore_state, int dst_dir,
+                                     const std::string& dst_rel, const std::string& exclude_rel,
+                                     const FilterState& exclude_state) {
+  MB_TRY_ASSIGN(auto names, list_directory(src_dir, src_physical));
+  bool copied_any = false;
+  for (const std::string& name : names) {
+    struct stat st {};
+    if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return fail_errno(errno,
+                        "stat " + quoted(join_path(src_physical, name)) + " in the build context");
+    }
+    const bool is_dir = S_ISDIR(st.st_mode);
+    const std::string child_physical = join_path(src_physical, name);
+    const std::string child_exclude = join_path(exclude_rel, name);
+    MB_TRY_ASSIGN(ChildDecision decided,
+                  decide_child(child_physical, child_exclude, is_dir, ignore_state, exclude_state));
+    if (decided.skip) {
+      continue;
+    }
+    const std::string child_rel = join_path(dst_rel, name);
+    if (!is_dir) {
+      MB_TRY(leaf(src_dir, name, child_physical, st, dst_dir, name, child_rel));
+      copied_any = true;
+      continue;
+    }
+    UniqueFd sub(::openat(src_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub) {
+      return fail_errno(errno, "open " + quoted(child_physical) + " in the build context");
+    }
+    bool created = false;
+    MB_TRY_ASSIGN(UniqueFd target,
+                  enter_dir(dst_dir, name, child_rel, st, DirRole::content, created));
+    MB_TRY(take_dir(sub.get(), child_physical, st, dst_dir, name, child_rel));
+    MB_TRY_ASSIGN(bool below,
+                  walk_contents(sub.get(), child_physical, decided.ignore_child, target.get(),
+                                child_rel, child_exclude, decided.exclude_child));
+    if (decided.tentative && !below) {
+      if (created) {
+        MB_TRY(drop_dir(dst_dir, name, child_rel));
+      }
+      continue;
+    }
+    copied_any = true;
+  }
+  return copied_any;
+}
+
+Result<void> Selector::walk_item(const Item& item) {
+  const Located& entry = item.entry;
+  const bool is_dir = S_ISDIR(entry.st.st_mode);
+
+  // The directory that receives the item, and the item's own name in it.
+  UniqueFd parent;
+  std::string parent_rel;
+  std::string name;
+  if (m_step.parents) {
+    MB_TRY_ASSIGN(parent, destination(m_dir_rel));
+    parent_rel = m_dir_rel;
+    // Parents below the pivot are copied from the context with their own metadata.
+    const auto parts = split_components(item.parents_rel);
+    std::string so_far;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      so_far = join_path(so_far, parts[i]);
+      MB_TRY_ASSIGN(Located source_dir,
+                    m_ctx.root.locate(join_path(item.pivot, so_far), FollowFinal::yes));
+      const std::string rel = join_path(m_dir_rel, so_far);
+      bool created = false;
+      UniqueFd up = std::move(parent);
+      MB_TRY_ASSIGN(parent,
+                    enter_dir(up.get(), parts[i], rel, source_dir.st, DirRole::parent, created));
+      if (created) {
+        MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(source_dir));
+        MB_TRY(take_dir(source.get(), source_dir.physical, source_dir.st, up.get(), parts[i], rel));
+      }
+      parent_rel = rel;
+    }
+    name = parts.empty() ? std::string() : parts.back();
+  } else if (is_dir) {
+    // Contents go into the destination itself.
+    if (m_dir_rel.empty() || m_dest_dir_syntax || m_dest_in_base) {
+      MB_TRY_ASSIGN(UniqueFd target, destination(m_dir_rel));
+      MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
+      MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
+      MB_TRY(walk_contents(source.get(), entry.physical, decision.state, target.get(), m_dir_rel,
+                           "", FilterState{}));
+      return {};
+    }
+    std::tie(parent_rel, name) = split_parent(m_dir_rel);
+    MB_TRY_ASSIGN(parent, destination(parent_rel));
+  } else if (m_dest_is_dir) {
+    MB_TRY_ASSIGN(parent, destination(m_dir_rel));
+    parent_rel = m_dir_rel;
+    name = split_parent(item.literal).second;
+  } else {
+    std::tie(parent_rel, name) = split_parent(m_file_rel);
+    MB_TRY_ASSIGN(parent, destination(parent_rel));
+  }
+
+  const std::string rel = join_path(parent_rel, name);
+  if (!is_dir) {
+    return leaf(entry.parent.get(), entry.name, entry.physical, entry.st, parent.get(), name, rel);
+  }
+  // A directory copied under a name of its own (no trailing slash, or --parents); without one
+  // (--parents naming the pivot itself) its contents go into the destination.
+  bool created = false;
+  UniqueFd target;
+  if (name.empty()) {
+    MB_TRY_ASSIGN(target, destination(parent_rel));
+  } else {
+    MB_TRY_ASSIGN(target, enter_dir(parent.get(), name, rel, entry.st, DirRole::named, created));
+  }
+  MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
+  if (created) {
+    MB_TRY(take_dir(source.get(), entry.physical, entry.st, parent.get(), name, rel));
+  }
+  MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
+  FilterState exclude_state;
+  if (m_step.parents && m_excludes) {
+    MB_TRY_ASSIGN(PathDecision excluded,
+                  decide_path(PathFilter(&*m_excludes), item.parents_rel, true));
+    exclude_state = excluded.state;
+  }
+  MB_TRY(walk_contents(source.get(), entry.physical, decision.state, target.get(), rel,
+                       m_step.parents ? item.parents_rel : "", exclude_state));
+  return {};
+}
+
+Result<void> Selector::walk_inline(const dockerfile::InlineSource& source) {
+  if (source.name.empty() || source.name.find('/') != std::string::npos || source.name == "." ||
+      source.name == "..") {
+    return fail(Code::dockerfile,
+                "heredoc name " + quoted(source.name) + " cannot be used as a file name");
+  }
+  UniqueFd parent;
+  std::string rel;
+  std::string name;
+  if (m_dest_is_dir) {
+    MB_TRY_ASSIGN(parent, destination(m_dir_rel));
+    name = source.name;
+    rel = join_path(m_dir_rel, name);
+  } else {
+    auto [up, last] = split_parent(m_file_rel);
+    MB_TRY_ASSIGN(parent, destination(up));
+    name = last;
+    rel = m_file_rel;
+  }
+  return inline_file(source, parent.get(), name, rel);
+}
+
 Result<StagedCopy> Engine::run() {
   MB_TRY(check_flags());
   MB_TRY_ASSIGN(m_result.owner, resolve_owner(m_step.chown, m_base.read_file));
   m_result.link = m_step.link;
-  MB_TRY_ASSIGN(std::vector<Item> items, select_items(Sniff::archives));
-
-  std::size_t current_source = 0;
-  for (const Item& item : items) {
-    if (item.source_index != current_source) {
-      m_links.clear();
-      current_source = item.source_index;
-    }
-    MB_TRY(copy_item(item));
-  }
-  for (const auto& source : m_step.inline_sources) {
-    MB_TRY(copy_inline(source));
-  }
+  MB_TRY(walk(Sniff::archives));
   MB_TRY(m_staging.finish());
   if (m_xattrs_refused.count > 0) {
     m_result.warnings.push_back(m_xattrs_refused.warning());
@@ -939,12 +1024,12 @@ Result<StagedCopy> Engine::run() {
   return std::move(m_result);
 }
 
-// select_copy_sources(): the same items and the same directory walk as Engine, recording each
-// entry instead of writing it. Paths are computed as with --link (no base image): the base is
-// part of the parent's cache key, and how it redirects the destination follows from it.
+// select_copy_sources(): the Selector's walk, recording each entry instead of writing it. Paths
+// are computed as with --link (no base image): the base is part of the parent's cache key, and
+// how it redirects the destination follows from it.
 const BaseImage k_no_base{};
 
-class SourceWalker : public Selector {
+class SourceWalker final : public Selector {
 public:
   SourceWalker(const BuildContext::Impl& context, const CopyStep& step, const SourceReader& reader)
       : Selector(context, step, k_no_base), m_reader(reader) {
@@ -954,15 +1039,23 @@ public:
   Result<std::vector<SelectedEntry>> run();
 
 private:
-  Result<void> walk_item(const Item& item);
-  Result<bool> walk_contents(int src_dir, const std::string& src_physical,
-                             const FilterState& ignore_state, const std::string& dst_rel,
-                             const std::string& exclude_rel, const FilterState& exclude_state);
-  Result<void> add_leaf(int src_dir, const std::string& src_name, const std::string& physical,
-                        const struct stat& st, const std::string& dst_rel);
-  Result<void> add_dir(int dir_fd, const std::string& physical, const struct stat& st,
-                       const std::string& dst_rel);
-  Result<void> add_inline(const dockerfile::InlineSource& source);
+  void begin_source() override { m_links.clear(); }
+  Result<void> unpack(const Item& item) override {
+    // Sniff::none never marks an item as an archive.
+    return fail(Code::internal, "select the sources of " + quoted(item.literal) +
+                                    ": an archive cannot be unpacked without copying");
+  }
+  Result<UniqueFd> destination(const std::string& /*rel*/) override { return UniqueFd(); }
+  Result<void> leaf(int src_dir, const std::string& src_name, const std::string& physical,
+                    const struct stat& st, int dst_dir, const std::string& dst_name,
+                    const std::string& rel) override;
+  Result<UniqueFd> enter_dir(int dst_parent, const std::string& name, const std::string& rel,
+                             const struct stat& st, DirRole role, bool& created) override;
+  Result<void> take_dir(int src_dir, const std::string& physical, const struct stat& st,
+                        int dst_parent, const std::string& name, const std::string& rel) override;
+  Result<void> drop_dir(int dst_parent, const std::string& name, const std::string& rel) override;
+  Result<void> inline_file(const dockerfile::InlineSource& source, int dst_parent,
+                           const std::string& name, const std::string& rel) override;
 
   const SourceReader& m_reader;
   std::vector<SelectedEntry> m_entries;
@@ -974,26 +1067,44 @@ std::int64_t mtime_ns(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
-Result<void> SourceWalker::add_dir(int dir_fd, const std::string& physical, const struct stat& st,
-                                   const std::string& dst_rel) {
+// Every directory the walk enters is recorded once take_dir() has its xattrs, except that a
+// --parents component is recorded only the first time.
+Result<UniqueFd> SourceWalker::enter_dir(int /*dst_parent*/, const std::string& /*name*/,
+                                         const std::string& rel, const struct stat& /*st*/,
+                                         DirRole role, bool& created) {
+  created = role != DirRole::parent || m_parent_dirs.insert(rel).second;
+  return UniqueFd();
+}
+
+Result<void> SourceWalker::take_dir(int src_dir, const std::string& physical, const struct stat& st,
+                                    int /*dst_parent*/, const std::string& /*name*/,
+                                    const std::string& rel) {
   SelectedEntry entry;
-  entry.path = "/" + dst_rel;
+  entry.path = "/" + rel;
   entry.physical = physical;
   entry.type = EntryType::directory;
   entry.mode = mode_for(st);
   entry.mtime_ns = mtime_ns(st);
   if (m_reader.directory_xattrs) {
-    MB_TRY_ASSIGN(entry.xattrs, m_reader.directory_xattrs(dir_fd, physical));
+    MB_TRY_ASSIGN(entry.xattrs, m_reader.directory_xattrs(src_dir, physical));
   }
   m_entries.push_back(std::move(entry));
   return {};
 }
 
-Result<void> SourceWalker::add_leaf(int src_dir, const std::string& src_name,
-                                    const std::string& physical, const struct stat& st,
-                                    const std::string& dst_rel) {
+// Nothing below the directory was kept, so its own entry is the last one recorded (Engine
+// removes the directory it created for nothing).
+Result<void> SourceWalker::drop_dir(int /*dst_parent*/, const std::string& /*name*/,
+                                    const std::string& /*rel*/) {
+  m_entries.pop_back();
+  return {};
+}
+
+Result<void> SourceWalker::leaf(int src_dir, const std::string& src_name,
+                                const std::string& physical, const struct stat& st, int /*dst_dir*/,
+                                const std::string& /*dst_name*/, const std::string& rel) {
   SelectedEntry entry;
-  entry.path = "/" + dst_rel;
+  entry.path = "/" + rel;
   entry.physical = physical;
   entry.mode = mode_for(st);
   entry.mtime_ns = mtime_ns(st);
@@ -1016,19 +1127,7 @@ Result<void> SourceWalker::add_leaf(int src_dir, const std::string& src_name,
   }
   case S_IFLNK: {
     entry.type = EntryType::symlink;
-    std::string target(256, '\0');
-    while (true) {
-      ssize_t n = ::readlinkat(src_dir, src_name.c_str(), target.data(), target.size());
-      if (n < 0) {
-        return fail_errno(errno, "read symlink " + quoted(src_name) + " in the build context");
-      }
-      if (static_cast<std::size_t>(n) < target.size()) {
-        target.resize(static_cast<std::size_t>(n));
-        break;
-      }
-      target.resize(target.size() * 2);
-    }
-    entry.link_target = std::move(target);
+    MB_TRY_ASSIGN(entry.link_target, read_link(src_dir, src_name));
     break;
   }
   case S_IFIFO:
@@ -1040,122 +1139,18 @@ Result<void> SourceWalker::add_leaf(int src_dir, const std::string& src_name,
     entry.rdev = static_cast<std::uint64_t>(st.st_rdev);
     break;
   default:
-    return {}; // a socket: left out of the layer (Engine::copy_leaf warns)
+    return {}; // a socket: left out of the layer (Engine::leaf warns)
   }
   m_entries.push_back(std::move(entry));
   return {};
 }
 
-Result<bool> SourceWalker::walk_contents(int src_dir, const std::string& src_physical,
-                                         const FilterState& ignore_state,
-                                         const std::string& dst_rel, const std::string& exclude_rel,
-                                         const FilterState& exclude_state) {
-  MB_TRY_ASSIGN(auto names, list_directory(src_dir, src_physical));
-  bool copied_any = false;
-  for (const std::string& name : names) {
-    struct stat st {};
-    if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      return fail_errno(errno,
-                        "stat " + quoted(join_path(src_physical, name)) + " in the build context");
-    }
-    const bool is_dir = S_ISDIR(st.st_mode);
-    const std::string child_physical = join_path(src_physical, name);
-    const std::string child_exclude = join_path(exclude_rel, name);
-    MB_TRY_ASSIGN(ChildDecision decided,
-                  decide_child(child_physical, child_exclude, is_dir, ignore_state, exclude_state));
-    if (decided.skip) {
-      continue;
-    }
-    const std::string child_rel = join_path(dst_rel, name);
-    if (!is_dir) {
-      MB_TRY(add_leaf(src_dir, name, child_physical, st, child_rel));
-      copied_any = true;
-      continue;
-    }
-    UniqueFd sub(::openat(src_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub) {
-      return fail_errno(errno, "open " + quoted(child_physical) + " in the build context");
-    }
-    const std::size_t mark = m_entries.size();
-    MB_TRY(add_dir(sub.get(), child_physical, st, child_rel));
-    MB_TRY_ASSIGN(bool below, walk_contents(sub.get(), child_physical, decided.ignore_child,
-                                            child_rel, child_exclude, decided.exclude_child));
-    if (decided.tentative && !below) {
-      m_entries.resize(mark); // Engine removes the directory it created for nothing
-      continue;
-    }
-    copied_any = true;
-  }
-  return copied_any;
-}
-
-Result<void> SourceWalker::walk_item(const Item& item) {
-  const Located& entry = item.entry;
-  const bool is_dir = S_ISDIR(entry.st.st_mode);
-  std::string parent_rel;
-  std::string name;
-  if (m_step.parents) {
-    parent_rel = m_dir_rel;
-    const auto parts = split_components(item.parents_rel);
-    std::string so_far;
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      so_far = join_path(so_far, parts[i]);
-      MB_TRY_ASSIGN(Located source_dir,
-                    m_ctx.root.locate(join_path(item.pivot, so_far), FollowFinal::yes));
-      const std::string rel = join_path(m_dir_rel, so_far);
-      if (m_parent_dirs.insert(rel).second) {
-        MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(source_dir));
-        MB_TRY(add_dir(source.get(), source_dir.physical, source_dir.st, rel));
-      }
-      parent_rel = rel;
-    }
-    name = parts.empty() ? std::string() : parts.back();
-  } else if (is_dir) {
-    if (m_dir_rel.empty() || m_dest_dir_syntax || m_dest_in_base) {
-      MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
-      MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
-      MB_TRY(walk_contents(source.get(), entry.physical, decision.state, m_dir_rel, "",
-                           FilterState{}));
-      return {};
-    }
-    std::tie(parent_rel, name) = split_parent(m_dir_rel);
-  } else if (m_dest_is_dir) {
-    parent_rel = m_dir_rel;
-    name = split_parent(item.literal).second;
-  } else {
-    std::tie(parent_rel, name) = split_parent(m_file_rel);
-  }
-
-  const std::string rel = join_path(parent_rel, name);
-  if (!is_dir) {
-    return add_leaf(entry.parent.get(), entry.name, entry.physical, entry.st, rel);
-  }
-  MB_TRY_ASSIGN(UniqueFd source, m_ctx.root.open_for_reading(entry));
-  if (!name.empty()) {
-    MB_TRY(add_dir(source.get(), entry.physical, entry.st, rel));
-  }
-  MB_TRY_ASSIGN(PathDecision decision, m_ctx.decide(entry.physical, true));
-  FilterState exclude_state;
-  if (m_step.parents && m_excludes) {
-    MB_TRY_ASSIGN(PathDecision excluded,
-                  decide_path(PathFilter(&*m_excludes), item.parents_rel, true));
-    exclude_state = excluded.state;
-  }
-  MB_TRY(walk_contents(source.get(), entry.physical, decision.state, rel,
-                       m_step.parents ? item.parents_rel : "", exclude_state));
-  return {};
-}
-
-Result<void> SourceWalker::add_inline(const dockerfile::InlineSource& source) {
-  if (source.name.empty() || source.name.find('/') != std::string::npos || source.name == "." ||
-      source.name == "..") {
-    return fail(Code::dockerfile,
-                "heredoc name " + quoted(source.name) + " cannot be used as a file name");
-  }
+Result<void> SourceWalker::inline_file(const dockerfile::InlineSource& source, int /*dst_parent*/,
+                                       const std::string& /*name*/, const std::string& rel) {
   SelectedEntry entry;
-  entry.path = "/" + (m_dest_is_dir ? join_path(m_dir_rel, source.name) : m_file_rel);
+  entry.path = "/" + rel;
   entry.type = EntryType::regular;
-  entry.mode = m_chmod ? m_chmod->apply(0644, false) : 0644;
+  entry.mode = inline_mode();
   entry.size = source.content.size();
   entry.content = oci::sha256_of(source.content);
   m_entries.push_back(std::move(entry));
@@ -1164,18 +1159,7 @@ Result<void> SourceWalker::add_inline(const dockerfile::InlineSource& source) {
 
 Result<std::vector<SelectedEntry>> SourceWalker::run() {
   MB_TRY(check_flags());
-  MB_TRY_ASSIGN(std::vector<Item> items, select_items(Sniff::none));
-  std::size_t current_source = 0;
-  for (const Item& item : items) {
-    if (item.source_index != current_source) {
-      m_links.clear();
-      current_source = item.source_index;
-    }
-    MB_TRY(walk_item(item));
-  }
-  for (const auto& source : m_step.inline_sources) {
-    MB_TRY(add_inline(source));
-  }
+  MB_TRY(walk(Sniff::none));
   return std::move(m_entries);
 }
 

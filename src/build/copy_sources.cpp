@@ -71,8 +71,8 @@ Result<oci::Digest> image_xattrs_digest(int fd, const std::string& what) {
   return key.digest();
 }
 
-// Reads files as Engine::copy_leaf opens them (same flags, same identity check, same messages),
-// through the stat cache when there is one.
+// Reads files as Engine::leaf (copy.cpp) opens them (same flags, same identity check, same
+// messages), through the stat cache when there is one.
 class DigestReader {
 public:
   DigestReader(store::StatCache* cache, CopySourcesStats& stats) : m_cache(cache), m_stats(stats) {}
