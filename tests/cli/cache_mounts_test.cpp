@@ -302,7 +302,8 @@ TEST_CASE("cache gc of a layout drops old entries and the blobs nothing else rea
   CHECK(missing.error().code() == Code::not_found);
 }
 
-TEST_CASE("--cache-to cache-mounts=true exports the mounts the build used", "[cli][cache-mounts]") {
+TEST_CASE("cache export with cache-mounts=true holds the mounts the build used",
+          "[cli][cache-mounts]") {
   TempDir dir("cache-mounts");
   auto store = open_store(dir / "store");
   write_text((dir / "store") + "/" + mount_rel("/var/cache/x") + "/pkg", "used");
@@ -348,7 +349,6 @@ TEST_CASE("--cache-to cache-mounts=true exports the mounts the build used", "[cl
   REQUIRE(used.size() == 1);
   CHECK(used[0].id == "/var/cache/x");
   CHECK(used[0].last_used > 0);
-
 
   // Without cache-mounts=true: no mount layer at all.
   auto plain = parse_cache_spec("type=local,dest=" + (dir / "plain"), CacheDirection::to);
