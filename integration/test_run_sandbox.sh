@@ -161,6 +161,21 @@ for way in root sub; do
     fi
   else failed "$way: unconfined checks not run: the build or the unpack failed"; fi
 
+  # ---- --cap-add / --cap-drop ----
+  mb "$way" run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE --cap-add CAP_SYS_ADMIN sb/unconfined:1 \
+    grep CapEff /proc/self/status
+  expect_equal "$out" $'CapEff:\t0000000000200400' "$way: --cap-drop ALL --cap-add NET_BIND_SERVICE,SYS_ADMIN"
+  mb "$way" run --rm --cap-add SYS_ADMIN sb/unconfined:1 mount -t tmpfs none /mnt
+  expect_rc 0 "$way: --cap-add SYS_ADMIN: mount works (the default profile follows the set)"
+  mb "$way" run --rm --cap-add ALL --cap-drop NET_RAW sb/unconfined:1 grep CapBnd /proc/self/status
+  bnd=$((16#${out##*$'\t'}))
+  # NET_ADMIN (12), SYS_ADMIN (21) and SYS_PTRACE (19) are beyond the default set; NET_RAW is 13.
+  if [ $((bnd >> 12 & 1)) -eq 1 ] && [ $((bnd >> 21 & 1)) -eq 1 ] && [ $((bnd >> 19 & 1)) -eq 1 ] &&
+    [ $((bnd >> 13 & 1)) -eq 0 ]; then pass "$way: --cap-add ALL --cap-drop NET_RAW ($out)"
+  else failed "$way: --cap-add ALL --cap-drop NET_RAW: $out, rc $rc, $err"; fi
+  mb "$way" run --rm --cap-add NET_RAW --cap-drop net_raw sb/unconfined:1 true
+  expect_rc 2 "$way: a capability both added and dropped is a usage error"
+
   # ---- a failing step ----
   mb "$way" build -f "$ctx/Dockerfile.fail" -t sb/fail:1 --progress plain "$ctx"
   expect_rc 1 "$way: a failing RUN fails the build"

@@ -1038,6 +1038,10 @@ std::optional<oci::Digest> Executor::run_cache_key(const StageState& st, const C
       : run.network == dockerfile::RunNetwork::host ? runtime::NetworkMode::host
                                                     : m_options.network;
   key.add("network", network == runtime::NetworkMode::none ? "none" : "host");
+  if (m_options.capabilities != runtime::default_capabilities()) {
+    // Only when --cap-add/--cap-drop changed them, so that the keys of other builds stay.
+    key.add("capabilities", runtime::format_capabilities(m_options.capabilities));
+  }
   for (const auto& mount : run.mounts) {
     key.add("mount", mount.spec);
     if (mount.type == dockerfile::MountType::bind && mount.from.empty()) {

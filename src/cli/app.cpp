@@ -76,6 +76,14 @@ void add_sandbox_options(CLI::App& command, SandboxCliOptions& options) {
       .add_option("--security-opt", options.security_opts,
                   "seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges (repeatable)")
       ->allow_extra_args(false);
+  command
+      .add_option("--cap-add", options.cap_add,
+                  "Add a capability to Docker's default set for root steps (NAME or ALL)")
+      ->allow_extra_args(false);
+  command
+      .add_option("--cap-drop", options.cap_drop,
+                  "Drop a capability from the default set (NAME or ALL)")
+      ->allow_extra_args(false);
 }
 
 void add_build_options(CLI::App& command, BuildOptions& options) {

@@ -230,6 +230,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
   executor_options.network = sandbox.network;
   executor_options.seccomp_profile = std::move(sandbox.seccomp_profile);
   executor_options.seccomp_unconfined = sandbox.seccomp_unconfined;
+  executor_options.capabilities = sandbox.capabilities;
   executor_options.storage_driver = sandbox.storage_driver;
   executor_options.mount_views = in_private_mount_namespace();
   MB_TRY_ASSIGN(executor_options.secrets, parse_secrets(options.secrets));

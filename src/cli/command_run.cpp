@@ -20,6 +20,7 @@ Result<int> run_run(Context& context, const RunCommandOptions& options) {
   run_options.network = sandbox.network;
   run_options.seccomp_profile = std::move(sandbox.seccomp_profile);
   run_options.seccomp_unconfined = sandbox.seccomp_unconfined;
+  run_options.capabilities = sandbox.capabilities;
   run_options.storage_driver = sandbox.storage_driver;
   run_options.command = options.command;
   run_options.entrypoint = options.entrypoint;

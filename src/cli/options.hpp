@@ -26,6 +26,8 @@ struct SandboxCliOptions {
   std::string network = "host";           ///< --network host|none
   std::string storage_driver = "auto";    ///< --storage-driver auto|overlay|vfs
   std::vector<std::string> security_opts; ///< --security-opt seccomp=unconfined|FILE, ...
+  std::vector<std::string> cap_add;       ///< --cap-add NAME|ALL, repeatable
+  std::vector<std::string> cap_drop;      ///< --cap-drop NAME|ALL, repeatable
 };
 
 /// `minibuild build` options, named as `docker build` names them.

@@ -2,7 +2,63 @@
 
 #include <minibuild/base/file.hpp>
 
+#include <sys/prctl.h>
+
 namespace minibuild::cli {
+
+namespace {
+
+bool is_all(const std::string& name) {
+  return name == "ALL" || name == "all";
+}
+
+// The capabilities named in --cap-add or --cap-drop; `all` is set by "ALL".
+Result<runtime::CapabilitySet> named_capabilities(const std::vector<std::string>& names,
+                                                  std::string_view flag, bool& all) {
+  runtime::CapabilitySet set = 0;
+  for (const auto& name : names) {
+    if (is_all(name)) {
+      all = true;
+      continue;
+    }
+    auto number = runtime::capability_from_name(name);
+    if (!number) {
+      return fail(std::move(number).error().with_code(Code::usage).wrap(std::string(flag)));
+    }
+    set |= runtime::capability_bit(*number);
+  }
+  return set;
+}
+
+} // namespace
+
+Result<runtime::CapabilitySet> capabilities_of(const std::vector<std::string>& add,
+                                               const std::vector<std::string>& drop) {
+  bool add_all = false;
+  bool drop_all = false;
+  MB_TRY_ASSIGN(const runtime::CapabilitySet added, named_capabilities(add, "--cap-add", add_all));
+  MB_TRY_ASSIGN(const runtime::CapabilitySet dropped,
+                named_capabilities(drop, "--cap-drop", drop_all));
+  if (const runtime::CapabilitySet both = added & dropped; both != 0) {
+    return fail(Code::usage,
+                "--cap-add and --cap-drop both name " + runtime::format_capabilities(both));
+  }
+  // ALL: what the kernel knows and this process may still hand on (its bounding set: a VM or
+  // container may have taken some away even from root, and capset would refuse them).
+  runtime::CapabilitySet known = 0;
+  for (int cap = 0; cap <= runtime::last_capability(); ++cap) {
+    if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) {
+      known |= runtime::capability_bit(cap);
+    }
+  }
+  if (add_all) {
+    return known & ~dropped;
+  }
+  if (drop_all) {
+    return added;
+  }
+  return (runtime::default_capabilities() & ~dropped) | added;
+}
 
 Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options) {
   SandboxSettings settings;
@@ -48,6 +104,7 @@ Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options) {
     settings.seccomp_profile = std::move(profile);
     settings.seccomp_unconfined = false;
   }
+  MB_TRY_ASSIGN(settings.capabilities, capabilities_of(options.cap_add, options.cap_drop));
   return settings;
 }
 

@@ -18,12 +18,21 @@ struct SandboxSettings {
   std::optional<runtime::SeccompProfile> seccomp_profile; ///< nullopt: the default profile
   bool seccomp_unconfined = false;
   build::StorageDriver storage_driver = build::StorageDriver::auto_;
+  /// A root step's capabilities: Docker's default set with --cap-add/--cap-drop applied.
+  runtime::CapabilitySet capabilities = runtime::default_capabilities();
 };
 
 /// Checks the options: --network host|none; --storage-driver auto|overlay|vfs; --security-opt
 /// seccomp=unconfined, seccomp=FILE (a Docker/OCI profile, parsed now so that a bad file fails
-/// before any work) and no-new-privileges (always in effect). Anything else is Code::usage naming
-/// the option.
+/// before any work) and no-new-privileges (always in effect); --cap-add/--cap-drop as Docker
+/// applies them (ALL in --cap-add: every capability the kernel knows and this process's
+/// bounding set still holds, less the drops; ALL in
+/// --cap-drop: none, plus the adds; a name both added and dropped is an error). Anything else is
+/// Code::usage naming the option.
 Result<SandboxSettings> sandbox_settings(const SandboxCliOptions& options);
+
+/// The capability set of --cap-add `add` and --cap-drop `drop` (see sandbox_settings).
+Result<runtime::CapabilitySet> capabilities_of(const std::vector<std::string>& add,
+                                               const std::vector<std::string>& drop);
 
 } // namespace minibuild::cli
