@@ -216,6 +216,27 @@ for way in root sub; do
     mb_reap
     failed "$way: the sleeping step never started (exit $rc): $(tail -c 300 <<<"$err")"
   fi
+
+  # ---- minibuild run passes signals on to the command (docker run --sig-proxy) ----
+  mb_spawn "$way" run --rm sb/unconfined:1 sh -c \
+    'trap "echo got-usr1" USR1; trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+  for ((i = 0; i < 200; i++)); do
+    grep -q ready "$work_dir/spawn.out" 2>/dev/null && break
+    kill -0 "$MB_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -USR1 "$MB_PID"
+  sleep 0.5
+  kill -TERM "$MB_PID"
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$MB_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$MB_PID" 2>/dev/null && kill -KILL "$MB_PID"
+  mb_reap
+  expect_rc 7 "$way: run: SIGTERM reached the command, whose trap chose the exit code"
+  expect_equal "$out" $'ready\ngot-usr1\ngot-term' "$way: run: SIGUSR1 and SIGTERM were passed on, once each"
+  nothing_left "$way" "after signals to minibuild run"
 done
 
 finish

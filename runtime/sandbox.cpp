@@ -661,6 +661,42 @@ void bring_loopback_up(const ChildContext& context) {
              "execve", process.argv.front(), first_error);
 }
 
+// ---- signal forwarding (SandboxSpec::forward_signals) ----------------------------------------
+
+constexpr int k_forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+// In the helper: PID 1; in PID 1: the command. 0 until it is forked.
+volatile sig_atomic_t g_forward_to = 0;
+
+void forward_signal(int signal_number, siginfo_t* info, void* /*context*/) {
+  // A terminal's signal (si_code SI_KERNEL) reaches the whole foreground process group, the
+  // command included: passing it on would deliver it twice.
+  if (info != nullptr && info->si_code == SI_KERNEL) {
+    return;
+  }
+  const pid_t to = g_forward_to;
+  if (to > 0) {
+    ::kill(to, signal_number);
+  }
+}
+
+// The helper and PID 1 start with the caller's handlers (fork copies them, with the caller's
+// tables): replace them, with forwarders or with the default action. execve() resets the
+// forwarders to the default for the command.
+void set_child_signals(bool forward) {
+  struct sigaction action {};
+  sigemptyset(&action.sa_mask);
+  if (forward) {
+    action.sa_sigaction = forward_signal;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+  } else {
+    action.sa_handler = SIG_DFL;
+  }
+  for (const int signal_number : k_forwarded_signals) {
+    ::sigaction(signal_number, &action, nullptr);
+  }
+}
+
 [[noreturn]] void init_main(const Plan& plan, const ChildContext& context) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ChildMounts(plan, context).run();
@@ -671,6 +707,7 @@ void bring_loopback_up(const ChildContext& context) {
   if (plan.spec->network == NetworkMode::none) {
     bring_loopback_up(context);
   }
+  g_forward_to = 0;
   const pid_t command = ::fork();
   if (command < 0) {
     child_fail(context, FailureKind::setup, "start the command", "fork", "", errno);
@@ -678,6 +715,7 @@ void bring_loopback_up(const ChildContext& context) {
   if (command == 0) {
     command_main(plan, context);
   }
+  g_forward_to = command;
   ::close(context.report_fd);
   ::close(STDIN_FILENO);
   ::close(STDOUT_FILENO);
@@ -699,6 +737,7 @@ void bring_loopback_up(const ChildContext& context) {
 
 [[noreturn]] void helper_main(const Plan& plan) {
   ChildContext context{plan.report_fd};
+  set_child_signals(plan.spec->forward_signals);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != plan.caller) {
     ::_exit(1); // the caller died before the death signal was armed
@@ -730,6 +769,7 @@ void bring_loopback_up(const ChildContext& context) {
   if (init == 0) {
     init_main(plan, context);
   }
+  g_forward_to = init;
   ::close(plan.report_fd);
   ::close(STDOUT_FILENO);
   ::close(STDERR_FILENO);
@@ -857,7 +897,26 @@ Error failure_error(const ChildFailure& failure) {
   return Error(Code::sandbox, message);
 }
 
-void on_signal(int signal_number) {
+// Set while a step with SandboxSpec::forward_signals runs (`minibuild run`).
+std::atomic<bool> g_forwarding{false};
+
+void on_signal(int signal_number, siginfo_t* info, void* /*context*/) {
+  if (g_forwarding.load()) {
+    // The command decides. A terminal's signal has reached it already (same process group).
+    bool any = false;
+    for (auto& slot : g_running_helpers) {
+      const pid_t helper = slot.load();
+      if (helper > 0) {
+        any = true;
+        if (info == nullptr || info->si_code != SI_KERNEL) {
+          ::kill(helper, signal_number);
+        }
+      }
+    }
+    if (any) {
+      return;
+    }
+  }
   // Marked first: a step starting on another thread right now sees it when its helper ends.
   g_interrupted.store(true);
   if (kill_running_helpers() == 0) {
@@ -913,9 +972,10 @@ Result<void> mount_overlay_view(const std::vector<std::string>& lowers, const st
 
 void install_interrupt_handlers() {
   struct sigaction action {};
-  action.sa_handler = on_signal;
+  action.sa_sigaction = on_signal;
+  action.sa_flags = SA_SIGINFO;
   sigemptyset(&action.sa_mask);
-  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+  for (const int signal_number : k_forwarded_signals) {
     ::sigaction(signal_number, &action, nullptr);
   }
 }
@@ -991,6 +1051,9 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   if (helper == 0) {
     helper_main(plan);
   }
+  if (spec.forward_signals) {
+    g_forwarding.store(true);
+  }
   std::atomic<pid_t>* const running = register_running(helper);
   if (g_interrupted.load()) {
     ::kill(helper, SIGKILL); // the signal came between fork and registration
@@ -1059,6 +1122,9 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec) {
   }
   if (running != nullptr) {
     running->store(0);
+  }
+  if (spec.forward_signals) {
+    g_forwarding.store(false);
   }
   if (helper_done) {
     // Its exit (the namespace teardown) finishes in the background; reaped later.

@@ -87,6 +87,7 @@ Result<int> run_image(store::Store& store, const std::string& reference,
       sandbox_seccomp(options.seccomp_profile, options.seccomp_unconfined, options.capabilities));
   spec.network = options.network;
   spec.stdin_fd = STDIN_FILENO;
+  spec.forward_signals = true; // as `docker run`: the command decides what a signal means
   spec.stdout_fd = STDOUT_FILENO;
   spec.stderr_fd = STDERR_FILENO;
   auto exit = runtime::run_in_sandbox(spec);

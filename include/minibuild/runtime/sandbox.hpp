@@ -99,6 +99,13 @@ struct SandboxSpec {
   /// When set, stdout and stderr go to one pipe whose bytes are handed to this function as they
   /// arrive (on the calling thread), instead of stdout_fd/stderr_fd.
   std::function<void(std::string_view chunk)> output;
+  /// `minibuild run` (as `docker run --sig-proxy`): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
+  /// and SIGUSR2 that a process sends to minibuild are passed on to the command, through the
+  /// helper and PID 1, instead of killing the step; the command decides what they mean.
+  /// Signals a terminal generates (Ctrl-C) already reach the command, which shares the
+  /// terminal's process group, and are not passed on a second time. Off for RUN steps: a
+  /// signal ends the build.
+  bool forward_signals = false;
 };
 
 /// Error tags (Error::has_tag) of run_in_sandbox() failures that callers decide on.
@@ -149,7 +156,9 @@ Result<void> mount_overlay_view(const std::vector<std::string>& lowers, const st
 /// The /etc/hosts the builder supplies: localhost lines and the hostname.
 std::string default_hosts_file(std::string_view hostname);
 
-/// For the CLI: SIGINT, SIGTERM and SIGHUP kill the running steps (SIGKILL to their helper,
+/// For the CLI: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 kill the running steps
+/// (SIGKILL to their helper, or, for a step with SandboxSpec::forward_signals, the signal
+/// passed on to its command;
 /// whose death takes PID 1 and the whole PID namespace with it) and mark the process
 /// interrupted, so run_in_sandbox() returns Code::interrupted and the caller unwinds and cleans
 /// up. A signal that arrives while no step runs takes its default action (the process ends;
