@@ -680,24 +680,51 @@ void forward_signal(int signal_number, siginfo_t* info, void* /*context*/) {
   }
 }
 
-// The helper and PID 1 start with the caller's handlers (fork copies them, with the caller's
-// tables): replace them, with forwarders or with the default action. execve() resets the
-// forwarders to the default for the command.
-void set_child_signals(bool forward) {
-  struct sigaction action {};
-  sigemptyset(&action.sa_mask);
-  if (forward) {
-    action.sa_sigaction = forward_signal;
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
+// A RUN step's helper is stopped by the caller with SIGTERM (kill_running_helpers): it kills
+// PID 1 and goes on waiting for it. PID 1's death ends every process of the namespace before
+// PID 1 can be reaped, so the step is entirely gone when the helper reports "done" and
+// run_in_sandbox() returns. (SIGKILL to the helper would leave PID 1 to PR_SET_PDEATHSIG, and
+// the step would still be dying after the build had ended.) Before PID 1 exists, it just exits.
+void stop_step(int /*signal_number*/) {
+  const pid_t init = g_forward_to;
+  if (init > 0) {
+    ::kill(init, SIGKILL);
   } else {
-    action.sa_handler = SIG_DFL;
+    ::_exit(1);
   }
+}
+
+enum class ChildSignals {
+  forward,     ///< the helper and PID 1 of `minibuild run`: pass signals on
+  step_helper, ///< a RUN step's helper: SIGTERM stops the step, the rest is the caller's
+  defaults,    ///< PID 1 of a RUN step: what the command inherits
+};
+
+// The helper and PID 1 start with their parent's handlers (fork copies them, with the caller's
+// tables): replace them. execve() resets caught signals to the default for the command, but
+// not ignored ones, hence `defaults` for PID 1 of a RUN step.
+void set_child_signals(ChildSignals mode) {
   for (const int signal_number : k_forwarded_signals) {
+    struct sigaction action {};
+    sigemptyset(&action.sa_mask);
+    if (mode == ChildSignals::forward) {
+      action.sa_sigaction = forward_signal;
+      action.sa_flags = SA_SIGINFO | SA_RESTART;
+    } else if (mode == ChildSignals::step_helper) {
+      // A terminal's Ctrl-C reaches the caller too, which decides: it stops the step.
+      action.sa_handler = signal_number == SIGTERM ? stop_step : SIG_IGN;
+      action.sa_flags = SA_RESTART;
+    } else {
+      action.sa_handler = SIG_DFL;
+    }
     ::sigaction(signal_number, &action, nullptr);
   }
 }
 
 [[noreturn]] void init_main(const Plan& plan, const ChildContext& context) {
+  if (!plan.spec->forward_signals) {
+    set_child_signals(ChildSignals::defaults);
+  }
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ChildMounts(plan, context).run();
   if (::sethostname(plan.spec->hostname.data(), plan.spec->hostname.size()) != 0) {
@@ -737,7 +764,7 @@ void set_child_signals(bool forward) {
 
 [[noreturn]] void helper_main(const Plan& plan) {
   ChildContext context{plan.report_fd};
-  set_child_signals(plan.spec->forward_signals);
+  set_child_signals(plan.spec->forward_signals ? ChildSignals::forward : ChildSignals::step_helper);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != plan.caller) {
     ::_exit(1); // the caller died before the death signal was armed
@@ -803,13 +830,14 @@ std::atomic<pid_t>* register_running(pid_t helper) {
   return nullptr;
 }
 
-// Kills every running helper; returns how many there were. Async-signal-safe.
+// Stops every running step (SIGTERM to its helper: stop_step); returns how many there were.
+// Async-signal-safe.
 int kill_running_helpers() {
   int killed = 0;
   for (auto& slot : g_running_helpers) {
     const pid_t helper = slot.load();
     if (helper > 0) {
-      ::kill(helper, SIGKILL);
+      ::kill(helper, SIGTERM);
       ++killed;
     }
   }

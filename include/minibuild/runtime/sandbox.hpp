@@ -140,9 +140,9 @@ Result<SandboxExit> run_in_sandbox(const SandboxSpec& spec);
 /// released), those of other threads' steps included. Cheap when there is nothing to wait for.
 void finish_sandbox_teardown();
 
-/// Kills every running step (SIGKILL to its helper), without marking the process interrupted:
-/// their run_in_sandbox() calls fail (Code::sandbox, PID 1 ended without a status). For a build
-/// whose other stage failed.
+/// Kills every running step (SIGTERM to its helper, which SIGKILLs PID 1 and waits until the
+/// whole step is gone), without marking the process interrupted: their run_in_sandbox() calls
+/// fail (Code::sandbox, PID 1 ended without a status). For a build whose other stage failed.
 void cancel_running_sandboxes();
 
 /// Mounts a read-only overlay of `lowers` (TOP FIRST, at least one) on the existing directory
@@ -157,12 +157,11 @@ Result<void> mount_overlay_view(const std::vector<std::string>& lowers, const st
 std::string default_hosts_file(std::string_view hostname);
 
 /// For the CLI: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 kill the running steps
-/// (SIGKILL to their helper, or, for a step with SandboxSpec::forward_signals, the signal
-/// passed on to its command;
-/// whose death takes PID 1 and the whole PID namespace with it) and mark the process
-/// interrupted, so run_in_sandbox() returns Code::interrupted and the caller unwinds and cleans
-/// up. A signal that arrives while no step runs takes its default action (the process ends;
-/// the store's temporary area is swept by the next command).
+/// (SIGTERM to their helper, which SIGKILLs PID 1, whose death takes the whole PID namespace
+/// with it; for a step with SandboxSpec::forward_signals the signal is passed on to its command
+/// instead) and mark the process interrupted, so run_in_sandbox() returns Code::interrupted and the
+/// caller unwinds and cleans up. A signal that arrives while no step runs takes its default action
+/// (the process ends; the store's temporary area is swept by the next command).
 void install_interrupt_handlers();
 
 /// True once install_interrupt_handlers()' handler has seen a signal.
