@@ -22,6 +22,7 @@ ways_setup minibuild-it-par
 
 registry_start REG plain
 make_busybox_image "$REG_ADDR" test/busybox:1
+make_busybox_image "$REG_ADDR" test/other:1 --fixtures
 base="$REG_ADDR/test/busybox:1"
 
 # rendezvous_dockerfile DIR ID: stages a and b each leave a mark in the cache mount ID and wait
@@ -60,6 +61,26 @@ expect_rc 0 "--jobs 2: rebuild"
 cached=$(grep -c '^#[0-9]* CACHED$' <<<"$err")
 expect_equal "$cached" 5 "the rebuild's 5 RUN/COPY steps are CACHED"
 expect_equal "$(manifest_digest)" "$first" "the rebuild gives the same manifest digest"
+
+# ---- two stages on two images not yet stored: both pulled, at the same time ----
+mkdir -p "$work_dir/ctxp"
+cat >"$work_dir/ctxp/Dockerfile" <<DOCKERFILE
+FROM $base AS one
+RUN echo one >/one
+
+FROM $REG_ADDR/test/other:1 AS two
+RUN echo two >/two
+
+FROM $base
+COPY --from=one /one /one
+COPY --from=two /two /two
+DOCKERFILE
+run_mb --root "$work_dir/sp" build --progress plain --jobs 2 -t par:3 "$work_dir/ctxp"
+expect_rc 0 "--jobs 2 into an empty store: the stages' two base images are pulled in parallel"
+run_mb --root "$work_dir/sp" images
+expect_contains "$out" "test/other" "the second base image is in the store"
+run_mb --root "$work_dir/sp" run --rm par:3 cat /one /two
+expect_equal "$out" $'one\ntwo' "the image holds both stages' files"
 
 # ---- --jobs 1: one stage after the other, so they cannot meet ----
 rendezvous_dockerfile "$work_dir/ctx1" meet-jobs1

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 
 namespace minibuild::cli {
 
@@ -265,12 +266,25 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
 
   // Base images missing from the store (or every one, with --pull=always) come from their
   // registries; the registry plumbing is set up on first use only.
+  // Parallel stages (--jobs) pull at the same time: the lazy set-up and the client map are
+  // guarded; the clients themselves are thread-safe.
   std::unique_ptr<RegistryAccess> access;
+  std::mutex access_mutex;
   auto registry_access = [&]() -> Result<RegistryAccess*> {
+    const std::lock_guard access_lock(access_mutex);
     if (!access) {
       MB_TRY_ASSIGN(access, RegistryAccess::open(context));
+      if (tty_progress) {
+        // Retry notices go above the live view instead of through it.
+        access->set_log([&](std::string_view line) { tty_progress->message(line); });
+      }
     }
     return access.get();
+  };
+  auto client_for = [&](const registry::Reference& reference) -> Result<registry::RegistryClient*> {
+    MB_TRY_ASSIGN(RegistryAccess * registries, registry_access());
+    const std::lock_guard access_lock(access_mutex);
+    return registries->client_for(reference);
   };
   if (options.pull != "never") {
     executor_options.always_fetch = options.pull == "always";
@@ -279,8 +293,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
     executor_options.fetch_image = [&](const std::string& reference_text,
                                        const oci::Platform& platform) -> Result<void> {
       MB_TRY_ASSIGN(registry::Reference reference, registry::parse_reference(reference_text));
-      MB_TRY_ASSIGN(RegistryAccess * registries, registry_access());
-      MB_TRY_ASSIGN(registry::RegistryClient * client, registries->client_for(reference));
+      MB_TRY_ASSIGN(registry::RegistryClient * client, client_for(reference));
       registry::PullOptions pull_options;
       pull_options.platform = platform;
       pull_options.max_concurrent_downloads = options.max_concurrent_downloads;

@@ -384,6 +384,23 @@ void TtyProgress::failed(int id, const Error& /*error*/) {
   end(id, VertexState::failed, elapsed);
 }
 
+void TtyProgress::message(std::string_view line) {
+  std::lock_guard lock(m_mutex);
+  std::string out;
+  if (m_drawn_lines > 0) {
+    // Over the block: it is drawn again below the message.
+    out += "\x1b[" + std::to_string(m_drawn_lines) + "A\r\x1b[J";
+  }
+  out.append(line);
+  out += '\n';
+  std::fputs(out.c_str(), m_out);
+  std::fflush(m_out);
+  m_drawn_lines = 0;
+  if (!m_finished && !m_model.vertices.empty()) {
+    redraw_locked(true);
+  }
+}
+
 void TtyProgress::finish() {
   if (m_ticker.joinable()) {
     m_ticker.request_stop();

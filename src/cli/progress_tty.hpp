@@ -151,6 +151,10 @@ public:
   /// Draws the final block in full, then the failed steps' output. Idempotent.
   void finish();
 
+  /// Prints `line` above the live block (a notice that belongs to no step, such as a registry
+  /// retry), then redraws the block below it.
+  void message(std::string_view line);
+
   /// How many times the block was drawn (for tests of the throttling).
   int redraws() const;
 

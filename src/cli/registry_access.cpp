@@ -56,8 +56,12 @@ Result<registry::RegistryClient*> RegistryAccess::client_for_domain(const std::s
   MB_TRY_ASSIGN(registry::HostSettings settings, registry::resolve_host(m_hosts, host));
   registry::ClientOptions options;
   // Retries are worth a line on stderr: a CI log then shows why a pull was slow.
-  options.log = [](std::string_view line) {
-    std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  options.log = [this](std::string_view line) {
+    if (m_log) {
+      m_log(line);
+    } else {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    }
   };
   auto client = std::make_unique<registry::RegistryClient>(*m_transport, *m_auth,
                                                            std::move(settings), domain, options);

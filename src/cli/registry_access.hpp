@@ -40,6 +40,10 @@ public:
 
   const registry::CredentialEnvironment& environment() const { return m_environment; }
 
+  /// Where clients' notices (retries) go; default: a line on stderr. Set it before any
+  /// client is used.
+  void set_log(std::function<void(std::string_view line)> log) { m_log = std::move(log); }
+
 private:
   RegistryAccess() = default;
 
@@ -49,6 +53,7 @@ private:
   std::unique_ptr<registry::Authenticator> m_auth;
   std::map<std::string, std::unique_ptr<registry::RegistryClient>> m_clients;
   bool m_debug = false;
+  std::function<void(std::string_view line)> m_log;
 };
 
 /// Pull progress for a terminal (a redrawn block of per-layer lines) or a log (plain lines:

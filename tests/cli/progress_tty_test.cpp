@@ -348,3 +348,29 @@ TEST_CASE("tty pull feeds the live view from the pull's reports", "[cli]") {
   failed_view.finish();
   CHECK(failed_out.text().find("=> ERROR pull example.com/missing:1") != std::string::npos);
 }
+
+TEST_CASE("tty progress prints a message above the live block and draws the block again", "[cli]") {
+  MemoryFile out;
+  REQUIRE(out.file != nullptr);
+  TtyProgress::Options options;
+  options.clock = [] { return t0; };
+  options.width = 60;
+  options.height = 24;
+  options.color = false;
+  TtyProgress progress(out.file, options);
+  progress.started(1, "[1/1] STEP 2/2: RUN make");
+  const std::string before = out.text();
+  progress.message("retrying GET /v2/app/blobs/sha256:abc after HTTP 503 (attempt 2 of 5)");
+  const std::string after = out.text().substr(before.size());
+  // Up over the two lines of the block, cleared, the message, then the block below it.
+  const std::string expected_start = "\x1b[2A\r\x1b[Jretrying GET /v2/app/blobs/sha256:abc after "
+                                     "HTTP 503 (attempt 2 of 5)\n";
+  REQUIRE(after.size() > expected_start.size());
+  CHECK(after.substr(0, expected_start.size()) == expected_start);
+  CHECK(after.find("[+] Building", expected_start.size()) != std::string::npos);
+  CHECK(after.find("STEP 2/2: RUN make", expected_start.size()) != std::string::npos);
+  // The next draw moves up over the block drawn after the message, not over the message.
+  progress.done(1, std::chrono::milliseconds(5));
+  const std::string last = out.text().substr(before.size() + after.size());
+  CHECK(last.rfind("\x1b[2A", 0) == 0);
+}
