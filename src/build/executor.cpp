@@ -652,13 +652,12 @@ Result<BuildResult> Executor::run() {
 // killed and they end before their next instruction. The first failure is the build's error.
 Result<void> Executor::run_stages_in_parallel(std::unique_lock<std::mutex>& lock) {
   std::vector<std::thread> threads;
-  std::optional<Error> start_failure;
   for (const auto& stage : m_plan.stages) {
     try {
       threads.emplace_back([this, &stage] { stage_thread(stage); });
     } catch (const std::system_error& error) {
-      start_failure = Error(Code::io, std::string("start a thread for a stage: ") + error.what());
-      m_failure = *start_failure;
+      // The threads already started see the failure and end without building.
+      m_failure = Error(Code::io, std::string("start a thread for a stage: ") + error.what());
       break;
     }
   }
