@@ -302,7 +302,7 @@ Result<void> run_build(Context& context, const BuildOptions& options) {
       if (tty_progress) {
         pull_options.progress = &tty_pull.emplace(*tty_progress, "pull " + reference.to_string());
       } else if (!quiet) {
-        pull_options.progress = &plain_pull.emplace(stderr, false);
+        pull_options.progress = &plain_pull.emplace(stderr);
       }
       auto pulled = registry::pull_image(*client, *store, reference, pull_options);
       if (tty_pull) {

@@ -75,46 +75,6 @@ Result<std::string> read_secret_from_tty(const std::string& prompt) {
   return line;
 }
 
-// How `pull` shows its progress: the build's live view (progress_tty.hpp) with the pull as its
-// one vertex on a terminal that is not "dumb", plain lines elsewhere, nothing with -q.
-enum class PullOutput { quiet, plain, tty };
-
-Result<registry::PulledImage> pull_showing(RegistryAccess& access, store::Store& store,
-                                           const registry::Reference& reference,
-                                           const oci::Platform& platform,
-                                           int max_concurrent_downloads, PullOutput output) {
-  MB_TRY_ASSIGN(registry::RegistryClient * client, access.client_for(reference));
-  registry::PullOptions options;
-  options.platform = platform;
-  options.max_concurrent_downloads = max_concurrent_downloads;
-  // Plain lines as the layers go, or only the closing line after the live view.
-  PullDisplay display(stderr, /*tty=*/false);
-  Result<registry::PulledImage> pulled;
-  if (output == PullOutput::tty) {
-    TtyProgress::Options view_options;
-    view_options.ticker = Ticker::yes;
-    view_options.title = "Pulling";
-    TtyProgress view(stderr, std::move(view_options));
-    {
-      TtyPull pull(view, "pull " + reference.to_string());
-      options.progress = &pull;
-      pulled = registry::pull_image(*client, store, reference, options);
-      pull.end(pulled.has_value());
-    }
-    view.finish();
-  } else {
-    options.progress = output == PullOutput::plain ? &display : nullptr;
-    pulled = registry::pull_image(*client, store, reference, options);
-  }
-  if (!pulled) {
-    return fail(std::move(pulled).error().wrap("pull " + reference.to_string()));
-  }
-  if (output != PullOutput::quiet) {
-    display.finish(*pulled);
-  }
-  return pulled;
-}
-
 } // namespace
 
 Result<void> run_pull(Context& context, const PullCommandOptions& options) {
@@ -123,13 +83,9 @@ Result<void> run_pull(Context& context, const PullCommandOptions& options) {
   MB_TRY_ASSIGN(auto store, open_store(context));
   MB_TRY_ASSIGN(store::StoreLock lock, store->lock(store::LockMode::shared, store::Wait::yes));
   MB_TRY_ASSIGN(auto access, RegistryAccess::open(context));
-  const PullOutput output = options.quiet ? PullOutput::quiet
-                            : tty_progress_wanted(context.stderr_is_tty(), std::getenv("TERM"))
-                                ? PullOutput::tty
-                                : PullOutput::plain;
-  MB_TRY_ASSIGN(
-      registry::PulledImage pulled,
-      pull_showing(*access, *store, reference, platform, options.max_concurrent_downloads, output));
+  MB_TRY_ASSIGN(registry::PulledImage pulled,
+                pull_into_store(context, *access, *store, reference, platform, options.quiet,
+                                options.max_concurrent_downloads));
   if (options.quiet) {
     std::printf("%s\n", pulled.manifest.config.digest.to_string().c_str());
   } else {

@@ -1,6 +1,7 @@
 // Registry plumbing shared by pull, push, login and build (registry_access.hpp).
 #include "registry_access.hpp"
 
+#include "progress_tty.hpp"
 #include "store_access.hpp"
 #include "store_format.hpp"
 
@@ -89,7 +90,7 @@ std::string rate(std::uint64_t bytes, double seconds) {
 
 } // namespace
 
-PullDisplay::PullDisplay(std::FILE* out, bool tty) : m_out(out), m_tty(tty) {}
+PullDisplay::PullDisplay(std::FILE* out) : m_out(out) {}
 
 void PullDisplay::resolved(const registry::Reference& reference, const oci::Digest& manifest,
                            std::size_t layers, std::uint64_t total_bytes) {
@@ -100,90 +101,29 @@ void PullDisplay::resolved(const registry::Reference& reference, const oci::Dige
 
 void PullDisplay::layer_present(const oci::Descriptor& layer) {
   std::lock_guard lock(m_mutex);
-  auto& entry = m_layers[layer.digest.to_string()];
-  if (entry.state.empty()) {
-    m_order.push_back(layer.digest.to_string());
-  }
-  entry.size = static_cast<std::uint64_t>(layer.size);
-  entry.state = "exists";
-  if (!m_tty) {
-    std::fprintf(m_out, "layer %s: already in the store\n", short_digest(layer.digest).c_str());
-  }
-  redraw_locked(true);
+  std::fprintf(m_out, "layer %s: already in the store\n", short_digest(layer.digest).c_str());
 }
 
 void PullDisplay::layer_started(const oci::Descriptor& layer) {
   std::lock_guard lock(m_mutex);
-  auto& entry = m_layers[layer.digest.to_string()];
-  if (entry.state.empty()) {
-    m_order.push_back(layer.digest.to_string());
-  }
-  entry.size = static_cast<std::uint64_t>(layer.size);
-  entry.done = 0;
-  entry.state = "downloading";
-  entry.started = std::chrono::steady_clock::now();
-  if (!m_tty) {
-    std::fprintf(m_out, "layer %s: downloading %s\n", short_digest(layer.digest).c_str(),
-                 human_size(entry.size).c_str());
-  }
-  redraw_locked(true);
-}
-
-void PullDisplay::layer_progress(const oci::Descriptor& layer, std::uint64_t bytes) {
-  std::lock_guard lock(m_mutex);
-  m_layers[layer.digest.to_string()].done = bytes;
-  redraw_locked(false);
+  m_started[layer.digest.to_string()] = std::chrono::steady_clock::now();
+  std::fprintf(m_out, "layer %s: downloading %s\n", short_digest(layer.digest).c_str(),
+               human_size(static_cast<std::uint64_t>(layer.size)).c_str());
 }
 
 void PullDisplay::layer_done(const oci::Descriptor& layer) {
   std::lock_guard lock(m_mutex);
-  auto& entry = m_layers[layer.digest.to_string()];
-  entry.done = entry.size;
-  entry.state = "done";
-  if (!m_tty) {
-    const double seconds = seconds_since(entry.started);
-    std::fprintf(m_out, "layer %s: done %s in %.1fs (%s)\n", short_digest(layer.digest).c_str(),
-                 human_size(entry.size).c_str(), seconds, rate(entry.size, seconds).c_str());
-  }
-  redraw_locked(true);
+  const auto size = static_cast<std::uint64_t>(layer.size);
+  const auto started = m_started.find(layer.digest.to_string());
+  const double seconds = started == m_started.end() ? 0.0 : seconds_since(started->second);
+  std::fprintf(m_out, "layer %s: done %s in %.1fs (%s)\n", short_digest(layer.digest).c_str(),
+               human_size(size).c_str(), seconds, rate(size, seconds).c_str());
 }
 
 void PullDisplay::layer_retry(const oci::Descriptor& layer, std::string_view reason) {
   std::lock_guard lock(m_mutex);
   std::fprintf(m_out, "layer %s: retrying from the start: %.*s\n",
                short_digest(layer.digest).c_str(), static_cast<int>(reason.size()), reason.data());
-  m_drawn_lines = 0;
-}
-
-// On a terminal the layer lines are redrawn in place (cursor up, clear line), at most ten
-// times a second unless a layer changed state.
-void PullDisplay::redraw_locked(bool force) {
-  if (!m_tty) {
-    return;
-  }
-  const auto now = std::chrono::steady_clock::now();
-  if (!force && now - m_last_draw < std::chrono::milliseconds(100)) {
-    return;
-  }
-  m_last_draw = now;
-  if (m_drawn_lines > 0) {
-    std::fprintf(m_out, "\x1b[%dA", m_drawn_lines);
-  }
-  for (const auto& digest : m_order) {
-    const auto& entry = m_layers[digest];
-    std::string line = digest.substr(7, 12) + ": ";
-    if (entry.state == "downloading") {
-      line += human_size(entry.done) + " / " + human_size(entry.size) + "  " +
-              rate(entry.done, seconds_since(entry.started));
-    } else if (entry.state == "exists") {
-      line += "already in the store";
-    } else {
-      line += entry.state + " " + human_size(entry.size);
-    }
-    std::fprintf(m_out, "\x1b[2K%s\n", line.c_str());
-  }
-  m_drawn_lines = static_cast<int>(m_order.size());
-  std::fflush(m_out);
 }
 
 void PullDisplay::finish(const registry::PulledImage& image) {
@@ -222,18 +162,37 @@ void PushDisplay::manifest_pushed(const oci::Descriptor& manifest, std::string_v
                manifest.digest.to_string().c_str());
 }
 
+// On a terminal that is not "dumb": the build's live view (progress_tty.hpp) with the pull as
+// its one vertex; elsewhere plain lines as the layers go; nothing when quiet.
 Result<registry::PulledImage> pull_into_store(const Context& context, RegistryAccess& access,
                                               store::Store& store,
                                               const registry::Reference& reference,
                                               const oci::Platform& platform, bool quiet,
                                               int max_concurrent_downloads) {
   MB_TRY_ASSIGN(registry::RegistryClient * client, access.client_for(reference));
-  PullDisplay display(stderr, context.stderr_is_tty());
   registry::PullOptions options;
   options.platform = platform;
   options.max_concurrent_downloads = max_concurrent_downloads;
-  options.progress = quiet ? nullptr : &display;
-  auto pulled = registry::pull_image(*client, store, reference, options);
+  const bool live = !quiet && tty_progress_wanted(context.stderr_is_tty(), std::getenv("TERM"));
+  // Plain lines as the layers go, or only the closing line after the live view.
+  PullDisplay display(stderr);
+  Result<registry::PulledImage> pulled;
+  if (live) {
+    TtyProgress::Options view_options;
+    view_options.ticker = Ticker::yes;
+    view_options.title = "Pulling";
+    TtyProgress view(stderr, std::move(view_options));
+    {
+      TtyPull pull(view, "pull " + reference.to_string());
+      options.progress = &pull;
+      pulled = registry::pull_image(*client, store, reference, options);
+      pull.end(pulled.has_value());
+    }
+    view.finish();
+  } else {
+    options.progress = quiet ? nullptr : &display;
+    pulled = registry::pull_image(*client, store, reference, options);
+  }
   if (!pulled) {
     return fail(std::move(pulled).error().wrap("pull " + reference.to_string()));
   }

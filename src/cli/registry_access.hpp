@@ -56,38 +56,25 @@ private:
   std::function<void(std::string_view line)> m_log;
 };
 
-/// Pull progress for a terminal (a redrawn block of per-layer lines) or a log (plain lines:
-/// one when a layer starts, one when it is done, with size and rate).
+/// Pull progress for a log: plain lines, one when a layer starts, one when it is done, with
+/// size and rate. (On a terminal, pulls are a vertex of the live view: TtyPull.)
 class PullDisplay : public registry::PullProgress {
 public:
-  PullDisplay(std::FILE* out, bool tty);
+  explicit PullDisplay(std::FILE* out);
   void resolved(const registry::Reference& reference, const oci::Digest& manifest,
                 std::size_t layers, std::uint64_t total_bytes) override;
   void layer_present(const oci::Descriptor& layer) override;
   void layer_started(const oci::Descriptor& layer) override;
-  void layer_progress(const oci::Descriptor& layer, std::uint64_t bytes) override;
   void layer_done(const oci::Descriptor& layer) override;
   void layer_retry(const oci::Descriptor& layer, std::string_view reason) override;
   /// Prints the closing line (total bytes, time, rate).
   void finish(const registry::PulledImage& image);
 
 private:
-  struct Layer {
-    std::uint64_t size = 0;
-    std::uint64_t done = 0;
-    std::string state; // "waiting", "downloading", "done", "exists"
-    std::chrono::steady_clock::time_point started;
-  };
-  void redraw_locked(bool force);
-
   std::FILE* m_out;
-  bool m_tty;
   std::mutex m_mutex;
-  std::vector<std::string> m_order; // digests in manifest order as they appear
-  std::map<std::string, Layer> m_layers;
+  std::map<std::string, std::chrono::steady_clock::time_point> m_started; ///< by digest
   std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point m_last_draw{};
-  int m_drawn_lines = 0;
 };
 
 /// Push progress as plain lines.
@@ -105,7 +92,8 @@ private:
   std::mutex m_mutex;
 };
 
-/// Pulls `reference` into `store` for `platform`, showing progress on stderr unless `quiet`.
+/// Pulls `reference` into `store` for `platform`, showing progress on stderr unless `quiet`: the
+/// live view on a terminal (tty_progress_wanted), plain lines elsewhere.
 Result<registry::PulledImage> pull_into_store(const Context& context, RegistryAccess& access,
                                               store::Store& store,
                                               const registry::Reference& reference,
