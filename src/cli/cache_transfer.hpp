@@ -57,9 +57,10 @@ inline constexpr std::string_view k_cache_config_media_type =
 inline constexpr int k_cache_config_version = 1;
 
 /// Annotations of a cache-mount layer. `dir` (required) is the directory's name under the
-/// store's cache/mounts/: the sha256 hex of the mount id. `id` is the id itself when the export
-/// knew it. `mode` (octal), `uid` and `gid` are those of the directory itself (the layer holds
-/// only what is below it); `last-used` is the export time in seconds since the epoch.
+/// store's cache/mounts/: the sha256 hex of the mount id. `id` is the id itself (an artifact
+/// may lack it: imports then name the mount by `dir`). `mode` (octal), `uid` and `gid` are those of
+/// the directory itself (the layer holds only what is below it); `last-used` is the export time in
+/// seconds since the epoch.
 inline constexpr std::string_view k_mount_dir_annotation = "org.minibuild.cache.mount.dir";
 inline constexpr std::string_view k_mount_id_annotation = "org.minibuild.cache.mount.id";
 inline constexpr std::string_view k_mount_mode_annotation = "org.minibuild.cache.mount.mode";
